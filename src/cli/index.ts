@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+// The atlas-email command: one file per command, wired here.
+import { readFileSync } from 'node:fs';
+import { EXIT, exitCodeFor } from './args.ts';
+import { checkCommand } from './check.ts';
+import { shipped } from './paths.ts';
+
+type Command = (argv: string[]) => Promise<number>;
+
+const commands: Record<string, { run: Command; summary: string }> = {
+  check: { run: checkCommand, summary: 'scan message files and print JSON verdicts' },
+};
+
+function mainHelp(): string {
+  const w = Math.max(...Object.keys(commands).map((c) => c.length));
+  return `atlas-email — a fast, trustworthy inline mail filter
+
+Usage: atlas-email <command> [options]
+
+Commands:
+${Object.entries(commands)
+  .map(([name, c]) => `  ${name.padEnd(w)}  ${c.summary}`)
+  .join('\n')}
+
+Run "atlas-email <command> --help" for a command's options.
+Environment: ATLAS_CONFIG, ATLAS_WORKER_COUNT, ATLAS_BULK_BATCH_SIZE, ATLAS_CACHE_ENABLED,
+             ATLAS_MEMORY_LIMIT_MB, ATLAS_CACHE_SIZE_MULTIPLIER, ATLAS_API_TOKEN`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(mainHelp() + '\n');
+    return name ? EXIT.OK : EXIT.USAGE;
+  }
+  if (name === '--version' || name === '-V') {
+    const pkg = JSON.parse(readFileSync(shipped('package.json'), 'utf8')) as { version: string };
+    process.stdout.write(pkg.version + '\n');
+    return EXIT.OK;
+  }
+  const cmd = commands[name];
+  if (!cmd) {
+    process.stderr.write(`atlas-email: unknown command "${name}"\n\n${mainHelp()}\n`);
+    return EXIT.USAGE;
+  }
+  try {
+    return await cmd.run(rest);
+  } catch (e) {
+    return exitCodeFor(e);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e) => {
+    process.exitCode = exitCodeFor(e);
+  },
+);

@@ -1,0 +1,43 @@
+// Every limit in one place, each with the reason it exists. Doors and stages import from here;
+// config may lower or raise the user-facing ones (maxMessageBytes, timeouts, queue lengths).
+
+export const limits = {
+  /** Largest message accepted by any door. Postfix's default message_size_limit is 10 MB. */
+  maxMessageBytes: 25 * 1024 * 1024,
+  /** The quick look reads at most this much of the header block; the rest is ignored, not an error. */
+  maxHeaderBytes: 256 * 1024,
+  /** Headers past this count are ignored by the quick look (10,000-header bombs stay cheap). */
+  maxHeaderCount: 1000,
+  /** One header (with folded lines) longer than this is cut when read (1 MB header lines). */
+  maxHeaderValueBytes: 16 * 1024,
+  /** Early-exit body patterns look at this prefix only: high-confidence phrases sit near the top. */
+  earlyBodyScanBytes: 64 * 1024,
+  /** The full parse reads text from at most this many bytes of decoded text. */
+  maxTextBytes: 512 * 1024,
+  /** MIME nesting deeper than this is not descended (deep-nesting bombs). */
+  maxMimeDepth: 20,
+  /** MIME parts past this count are not parsed. */
+  maxMimeParts: 500,
+  /** Tokens per message fed to the model; later tokens add little and cost time. */
+  maxTokens: 20_000,
+  /** URLs collected per message. */
+  maxUrls: 500,
+  /** Deadline of one classification task in the worker pool, ms. */
+  classifyTimeoutMs: 5_000,
+  /** Whole scan deadline seen by a door, ms (must be below Postfix's 300 s smtp_data_done_timeout). */
+  scanTimeoutMs: 10_000,
+  /** Tasks waiting for a worker before back-pressure answers tempfail. */
+  poolQueueLength: 1_000,
+  /** Verdicts waiting to be written before the log drops and counts them. */
+  logQueueLength: 100_000,
+  /** Log batch size and flush window (ATLAS_BULK_BATCH_SIZE overrides the size). */
+  logBatchSize: 500,
+  logFlushMs: 250,
+  /** Per-lookup and per-message DNS budgets for authentication checks, ms. */
+  dnsLookupTimeoutMs: 1_500,
+  dnsBudgetMs: 3_000,
+  /** Idle/slow client cut-off on network doors, ms. */
+  socketTimeoutMs: 60_000,
+} as const;
+
+export type Limits = typeof limits;

@@ -1,0 +1,221 @@
+// Quick look: the facts an early verdict needs, read from the header block only.
+// Cheap by design — no MIME parse, no body decoding beyond hashing — because it runs for every
+// message before anything else and is most of the cost of a cache hit.
+import { Hasher } from './hash.ts';
+import { limits } from './limits.ts';
+import { type Cidr, inAnyCidr, parseIp } from './net.ts';
+
+/** What the door knows from the protocol (SMTP envelope, XFORWARD, HTTP headers, milter macros). */
+export interface Envelope {
+  ip?: string;
+  helo?: string;
+  from?: string;
+  rcpt?: string[];
+  queueId?: string;
+}
+
+export interface Look {
+  /** Lowercased header name → raw values in order (unfolded, not decoded). */
+  headers: Map<string, string[]>;
+  headerCount: number;
+  /** Byte offset where the body starts (after the blank line), or the length when there is none. */
+  bodyOffset: number;
+  /** True when no blank line separates headers from body. */
+  noSeparator: boolean;
+  envelopeFrom: string;
+  from: string;
+  /** Address part of From, lowercased. */
+  fromAddress: string;
+  returnPath: string;
+  /** The sender used for lists: envelope sender, else From address; lowercased. */
+  sender: string;
+  senderDomain: string;
+  fromDomain: string;
+  subject: string;
+  messageId: string;
+  date: string;
+  listId: string;
+  listUnsubscribe: string;
+  relayIp: string;
+  helo: string;
+  recipients: string[];
+  queueId?: string;
+  contentKey: string;
+  size: number;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: false });
+
+/** Finds the end of the header block: index of the blank line, and where the body starts. */
+function findHeaderEnd(buf: Uint8Array, max: number): { end: number; body: number } | null {
+  const n = Math.min(buf.length, max);
+  for (let i = 0; i < n; i++) {
+    if (buf[i] !== 10) continue;
+    if (buf[i + 1] === 10) return { end: i, body: i + 2 };
+    if (buf[i + 1] === 13 && buf[i + 2] === 10) return { end: i, body: i + 3 };
+  }
+  return null;
+}
+
+/** Reads header lines into a map, unfolding continuation lines; bounded in count and length. */
+function readHeaders(text: string): { headers: Map<string, string[]>; count: number } {
+  const headers = new Map<string, string[]>();
+  let count = 0;
+  let name = '';
+  let value = '';
+  const flush = () => {
+    if (!name) return;
+    count++;
+    const list = headers.get(name);
+    if (list) list.push(value.trim());
+    else headers.set(name, [value.trim()]);
+    name = '';
+  };
+  let pos = 0;
+  // An mbox "From " envelope line before the headers is not a header.
+  if (text.startsWith('From ')) pos = text.indexOf('\n') + 1 || text.length;
+  while (pos < text.length && count < limits.maxHeaderCount) {
+    let nl = text.indexOf('\n', pos);
+    if (nl < 0) nl = text.length;
+    let line = text.slice(pos, nl);
+    pos = nl + 1;
+    if (line.endsWith('\r')) line = line.slice(0, -1);
+    if (line.length > limits.maxHeaderValueBytes) line = line.slice(0, limits.maxHeaderValueBytes);
+    if ((line.startsWith(' ') || line.startsWith('\t')) && name) {
+      if (value.length < limits.maxHeaderValueBytes) value += ' ' + line.trim();
+      continue;
+    }
+    flush();
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue; // junk line: ignored rather than fatal
+    const key = line.slice(0, colon).trim().toLowerCase();
+    if (!key || /\s/.test(key)) continue;
+    name = key;
+    value = line.slice(colon + 1);
+  }
+  flush();
+  return { headers, count };
+}
+
+/** Decodes RFC 2047 encoded words (=?charset?B|Q?...?=); unknown charsets fall back to UTF-8. */
+export function decodeWords(value: string): string {
+  if (!value.includes('=?')) return value;
+  return value
+    .replace(/(=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=)\s+(?==\?)/g, '$1')
+    .replace(/=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=/g, (_m, charset: string, enc: string, text: string) => {
+      let bytes: Uint8Array;
+      try {
+        if (enc === 'B' || enc === 'b') {
+          const bin = atob(text.replace(/[^A-Za-z0-9+/]/g, '').padEnd(Math.ceil(text.length / 4) * 4, '='));
+          bytes = Uint8Array.from(bin, (c) => c.charCodeAt(0));
+        } else {
+          const s = text.replace(/_/g, ' ');
+          const out: number[] = [];
+          for (let i = 0; i < s.length; i++) {
+            const c = s[i] as string;
+            if (c === '=' && /^[0-9a-fA-F]{2}$/.test(s.slice(i + 1, i + 3))) {
+              out.push(parseInt(s.slice(i + 1, i + 3), 16));
+              i += 2;
+            } else out.push(c.charCodeAt(0) & 0xff);
+          }
+          bytes = Uint8Array.from(out);
+        }
+        return decodeCharset(bytes, charset);
+      } catch {
+        return text;
+      }
+    });
+}
+
+export function decodeCharset(bytes: Uint8Array, charset: string): string {
+  const cs = charset.toLowerCase().replace(/\*.*$/, '');
+  try {
+    return new TextDecoder(cs, { fatal: false }).decode(bytes);
+  } catch {
+    return utf8.decode(bytes);
+  }
+}
+
+/** Extracts the address from "Name <a@b>" or a bare address; lowercased; '' when there is none. */
+export function addressOf(value: string): string {
+  const angle = /<([^<>]*)>/.exec(value);
+  const raw = angle ? angle[1] : value.replace(/\(.*?\)/g, '');
+  const m = /[^\s<>"',;:]+@[^\s<>"',;:]+/.exec(raw ?? '');
+  if (m) return m[0].toLowerCase();
+  return (raw ?? '').trim().toLowerCase() === '' ? '' : angle ? (angle[1] ?? '').trim().toLowerCase() : '';
+}
+
+export function domainOf(address: string): string {
+  const at = address.lastIndexOf('@');
+  return at >= 0 ? address.slice(at + 1).replace(/[>.\s]+$/, '').toLowerCase() : '';
+}
+
+const RECEIVED_IP = /\[((?:\d{1,3}\.){3}\d{1,3}|(?:IPv6:)?[0-9a-fA-F:.]*:[0-9a-fA-F:.]*)\]/;
+
+/**
+ * The relay IP: the caller's envelope IP when given (the MTA saw the connection), else the IP in the
+ * first Received: header, top-down, whose sending host is not one of our trusted relays.
+ */
+function relayFromReceived(received: readonly string[], trusted: readonly Cidr[]): string {
+  for (const r of received) {
+    const fromPart = /\bfrom\b([\s\S]*?)(?:\bby\b|$)/i.exec(r);
+    const m = RECEIVED_IP.exec(fromPart ? (fromPart[1] as string) : r);
+    if (!m) continue;
+    const ip = (m[1] as string).replace(/^IPv6:/i, '');
+    if (!parseIp(ip)) continue;
+    if (inAnyCidr(trusted, ip)) continue;
+    return ip;
+  }
+  return '';
+}
+
+export interface LookOptions {
+  trustedRelays?: readonly Cidr[];
+}
+
+export function quickLook(raw: Uint8Array, envelope: Envelope = {}, options: LookOptions = {}): Look {
+  const sep = findHeaderEnd(raw, limits.maxHeaderBytes);
+  const headerEnd = sep ? sep.end : Math.min(raw.length, limits.maxHeaderBytes);
+  const bodyOffset = sep ? sep.body : raw.length;
+  const { headers, count } = readHeaders(utf8.decode(raw.subarray(0, headerEnd)));
+
+  const first = (name: string): string => headers.get(name)?.[0] ?? '';
+  const from = decodeWords(first('from'));
+  const fromAddress = addressOf(from);
+  const returnPath = addressOf(first('return-path'));
+  const envelopeFrom = envelope.from !== undefined ? addressOf(envelope.from) || envelope.from.toLowerCase() : returnPath;
+  const sender = envelopeFrom || fromAddress;
+  const subject = decodeWords(first('subject'));
+  const relayIp = envelope.ip || relayFromReceived(headers.get('received') ?? [], options.trustedRelays ?? []);
+
+  // The cache key covers what the classifier looks at: the body (whitespace-insensitive) and the
+  // headers that change its answer. Message-ID, Date and Received are left out on purpose, so a
+  // campaign resent to many recipients hits the cache.
+  const h = new Hasher().string(fromAddress).string(subject.trim().toLowerCase()).string(first('content-type').toLowerCase());
+  h.bytes(raw, bodyOffset, raw.length, true);
+
+  return {
+    headers,
+    headerCount: count,
+    bodyOffset,
+    noSeparator: !sep,
+    envelopeFrom,
+    from,
+    fromAddress,
+    returnPath,
+    sender,
+    senderDomain: domainOf(sender),
+    fromDomain: domainOf(fromAddress),
+    subject,
+    messageId: first('message-id').trim(),
+    date: first('date'),
+    listId: first('list-id'),
+    listUnsubscribe: first('list-unsubscribe'),
+    relayIp,
+    helo: envelope.helo ?? '',
+    recipients: envelope.rcpt ?? [],
+    queueId: envelope.queueId,
+    contentKey: h.digest(),
+    size: raw.length,
+  };
+}

@@ -1,0 +1,179 @@
+// Compiles validated rules into one matcher. Each text field gets one combined regular expression
+// per flag set, used as a prefilter: most mail matches nothing, and then the cost is one scan of the
+// field instead of one per rule. Only when the prefilter hits are the single patterns tried, to learn
+// which rules fired. Lists (sender, domain, IP) become hash lookups.
+import { FilterError } from '../errors.ts';
+import { limits } from '../limits.ts';
+import type { Look } from '../look.ts';
+import { type Cidr, cidrContains, parseCidr, parseIp } from '../net.ts';
+import { patternOf } from './validate.ts';
+import type { RuleHit, RuleSpec } from './types.ts';
+
+interface FieldMatcher {
+  prefilters: RegExp[];
+  singles: { rule: number; re: RegExp }[];
+}
+
+type TextField = 'subject' | 'body' | 'from' | `header:${string}`;
+
+export interface RuleSet {
+  readonly rules: readonly RuleSpec[];
+  /** Files the set was built from, for reload logs. */
+  readonly files: readonly string[];
+  match(look: Look, raw: Uint8Array): RuleHit[];
+}
+
+function buildField(entries: { rule: number; pattern: string }[]): FieldMatcher {
+  const byFlags = new Map<string, string[]>();
+  const singles: FieldMatcher['singles'] = [];
+  for (const { rule, pattern } of entries) {
+    const { source, flags } = patternOf(pattern);
+    singles.push({ rule, re: new RegExp(source, flags) });
+    const list = byFlags.get(flags) ?? [];
+    list.push(`(?:${source})`);
+    byFlags.set(flags, list);
+  }
+  const prefilters = [...byFlags].map(([flags, sources]) => new RegExp(sources.join('|'), flags));
+  return { prefilters, singles };
+}
+
+const latin1 = new TextDecoder('latin1');
+
+export function compileRules(rules: RuleSpec[], scoreOverrides: Record<string, number> = {}): RuleSet {
+  const seen = new Map<string, string>();
+  for (const r of rules) {
+    const other = seen.get(r.symbol);
+    if (other !== undefined) {
+      throw new FilterError('ERULES', `${r.file}: rule ${r.symbol}: field "symbol" is already defined in ${other}`, {
+        file: r.file,
+        rule: r.symbol,
+        field: 'symbol',
+      });
+    }
+    seen.set(r.symbol, r.file);
+  }
+
+  const texts = new Map<TextField, { rule: number; pattern: string }[]>();
+  const senders = new Map<string, number[]>();
+  const domains = new Map<string, number[]>();
+  const ips: { rule: number; cidr: Cidr }[] = [];
+  const missing = new Map<string, number[]>();
+  const push = <K>(map: Map<K, number[]>, key: K, rule: number) => {
+    const l = map.get(key);
+    if (l) l.push(rule);
+    else map.set(key, [rule]);
+  };
+
+  rules.forEach((r, i) => {
+    const m = r.match;
+    for (const f of ['subject', 'body', 'from'] as const) {
+      for (const p of m[f] ?? []) {
+        const l = texts.get(f) ?? [];
+        l.push({ rule: i, pattern: p });
+        texts.set(f, l);
+      }
+    }
+    for (const [name, pats] of Object.entries(m.header ?? {})) {
+      const key = `header:${name}` as const;
+      const l = texts.get(key) ?? [];
+      for (const p of pats) l.push({ rule: i, pattern: p });
+      texts.set(key, l);
+    }
+    for (const s of m.sender ?? []) push(senders, s.startsWith('*@') ? s.slice(1) : s, i);
+    for (const d of m.domain ?? []) push(domains, d, i);
+    for (const c of m.ip ?? []) ips.push({ rule: i, cidr: parseCidr(c) as Cidr });
+    for (const h of m.missing ?? []) push(missing, h, i);
+  });
+
+  const fields = new Map<TextField, FieldMatcher>();
+  for (const [f, entries] of texts) fields.set(f, buildField(entries));
+  const missingNames = [...missing.keys()];
+
+  const scored = rules.map((r) => ({ ...r, score: scoreOverrides[r.symbol] ?? r.score }));
+
+  function textOf(field: TextField, look: Look, raw: Uint8Array, bodyCache: { text?: string }): string[] {
+    if (field === 'subject') return [look.subject];
+    if (field === 'from') return [look.from];
+    if (field === 'body') {
+      if (bodyCache.text === undefined) {
+        const end = Math.min(raw.length, look.bodyOffset + limits.earlyBodyScanBytes);
+        bodyCache.text = latin1.decode(raw.subarray(look.bodyOffset, end));
+      }
+      return [bodyCache.text];
+    }
+    return look.headers.get(field.slice(7)) ?? [];
+  }
+
+  function match(look: Look, raw: Uint8Array): RuleHit[] {
+    // Which conditions held, per rule: a bit per condition kind.
+    const held = new Map<number, Map<string, string>>();
+    const mark = (rule: number, cond: string, value: string) => {
+      let m = held.get(rule);
+      if (!m) held.set(rule, (m = new Map()));
+      if (!m.has(cond)) m.set(cond, value);
+    };
+
+    const bodyCache: { text?: string } = {};
+    for (const [field, fm] of fields) {
+      const values = textOf(field, look, raw, bodyCache);
+      for (const v of values) {
+        if (!v || !fm.prefilters.some((re) => re.test(v))) continue;
+        for (const { rule, re } of fm.singles) {
+          const hit = re.exec(v);
+          if (hit) mark(rule, field.startsWith('header:') ? 'header' : field, `${field}=${hit[0].slice(0, 80)}`);
+        }
+      }
+    }
+    for (const addr of new Set([look.sender, look.fromAddress].filter(Boolean))) {
+      for (const r of senders.get(addr) ?? []) mark(r, 'sender', addr);
+      const at = addr.lastIndexOf('@');
+      if (at >= 0) for (const r of senders.get(addr.slice(at)) ?? []) mark(r, 'sender', addr);
+    }
+    for (const dom of new Set([look.senderDomain, look.fromDomain].filter(Boolean))) {
+      // example.com matches mail.example.com too: walk up the labels.
+      let d = dom;
+      for (;;) {
+        for (const r of domains.get(d) ?? []) mark(r, 'domain', dom);
+        const dot = d.indexOf('.');
+        if (dot < 0) break;
+        d = d.slice(dot + 1);
+      }
+    }
+    if (look.relayIp && ips.length) {
+      const ip = parseIp(look.relayIp);
+      if (ip) for (const { rule, cidr } of ips) if (cidrContains(cidr, ip)) mark(rule, 'ip', look.relayIp);
+    }
+    for (const name of missingNames) {
+      if (!look.headers.has(name)) for (const r of missing.get(name) ?? []) mark(r, 'missing', `missing ${name}`);
+    }
+
+    const hits: RuleHit[] = [];
+    for (const [i, conds] of held) {
+      const r = scored[i] as RuleSpec;
+      const m = r.match;
+      // Header conditions are one kind: a rule with several header names needs each to hold.
+      const headerNames = Object.keys(m.header ?? {});
+      const headerOk =
+        headerNames.length === 0 ||
+        headerNames.every((n) => {
+          const fm = fields.get(`header:${n}`) as FieldMatcher;
+          const vals = look.headers.get(n) ?? [];
+          return fm.singles.some((s) => s.rule === i && vals.some((v) => s.re.test(v)));
+        });
+      const need = (['sender', 'domain', 'ip', 'subject', 'body', 'from', 'missing'] as const).filter((k) => m[k] !== undefined);
+      if (!headerOk || !need.every((k) => conds.has(k))) continue;
+      hits.push({
+        symbol: r.symbol,
+        score: r.score,
+        description: r.description,
+        group: r.group,
+        priority: r.priority,
+        action: r.action,
+        options: [...conds.values()],
+      });
+    }
+    return hits;
+  }
+
+  return { rules: scored, files: [...new Set(rules.map((r) => r.file))], match };
+}

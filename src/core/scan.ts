@@ -1,0 +1,177 @@
+// The pipeline every door calls: quick look → early exit → cache → classify → decide.
+// Runtime-neutral: the classifier (a worker pool on Node, in-process on the edge), the auth stage,
+// the clock and the verdict sink are passed in through ScanEnv.
+import type { Caches } from './cache.ts';
+import type { Config } from './config.ts';
+import { decide } from './decide.ts';
+import { FilterError, toFilterError } from './errors.ts';
+import { type Envelope, type Look, quickLook } from './look.ts';
+import { type Cidr, parseCidr } from './net.ts';
+import type { RuleHit, RuleSet } from './rules/load.ts';
+import { roundScore, type Stage, type SymbolHit, type Verdict } from './verdict.ts';
+
+export interface ScanInput {
+  /** The raw RFC 822 message. The scan never mutates or detaches it. */
+  raw: Uint8Array;
+  envelope?: Envelope;
+  /** Skips the verdict cache (used by eval and learn, which must see the classifier itself). */
+  noCache?: boolean;
+}
+
+/** What the classification stage knows about the message besides its bytes. */
+export interface ClassifyRequest {
+  raw: Uint8Array;
+  look: Pick<Look, 'sender' | 'senderDomain' | 'fromDomain' | 'relayIp' | 'subject' | 'messageId'>;
+  /** Absolute deadline on the env clock. */
+  deadline: number;
+}
+
+export interface ClassifyResult {
+  symbols: SymbolHit[];
+}
+
+export interface Classifier {
+  classify(req: ClassifyRequest): Promise<ClassifyResult>;
+}
+
+/** Checks that need network I/O (SPF/DKIM/DMARC, geo); they run beside the classifier, never cached by content. */
+export interface AuthStage {
+  check(raw: Uint8Array, look: Look, deadline: number): Promise<{ symbols: SymbolHit[]; country?: string }>;
+}
+
+export interface ScanEnv {
+  config: Config;
+  /** The current rule set; a function so hot reloads swap it atomically between messages. */
+  rules: () => RuleSet;
+  caches: Caches;
+  classifier?: Classifier;
+  auth?: AuthStage;
+  /** Monotonic milliseconds (performance.now on Node and Deno). */
+  now: () => number;
+  /** Called with every verdict (metrics, verdict log). Must not throw or block. */
+  onVerdict?: (verdict: Verdict, look: Look | null) => void;
+}
+
+/** Cached classifier output: symbols only, so thresholds and early rules still apply on a hit. */
+interface CachedClassification {
+  symbols: SymbolHit[];
+  country?: string;
+}
+
+const trustedCache = new WeakMap<readonly string[], Cidr[]>();
+function trustedOf(config: Config): Cidr[] {
+  let c = trustedCache.get(config.trustedRelays);
+  if (!c) {
+    c = config.trustedRelays.map((t) => parseCidr(t)).filter((x): x is Cidr => x !== null);
+    trustedCache.set(config.trustedRelays, c);
+  }
+  return c;
+}
+
+function hitToSymbol(h: RuleHit): SymbolHit {
+  return { name: h.symbol, score: h.score, description: h.description, options: h.options };
+}
+
+/** Picks the rule that ends the scan: highest priority, then the strongest score in its direction. */
+function endingHit(hits: RuleHit[]): RuleHit | undefined {
+  let best: RuleHit | undefined;
+  for (const h of hits) {
+    if (!h.action) continue;
+    if (!best || h.priority > best.priority || (h.priority === best.priority && Math.abs(h.score) > Math.abs(best.score))) best = h;
+  }
+  return best;
+}
+
+export async function scan(input: ScanInput, env: ScanEnv): Promise<Verdict> {
+  const t0 = env.now();
+  const { config } = env;
+  if (input.raw.length === 0) throw new FilterError('EMALFORMED', 'the message is empty');
+  if (input.raw.length > config.maxMessageBytes) {
+    throw new FilterError('ETOOLARGE', `the message is ${input.raw.length} bytes, over the limit of ${config.maxMessageBytes}`, {
+      limit: config.maxMessageBytes,
+    });
+  }
+  const stages: Partial<Record<Stage, number>> = {};
+  const look = quickLook(input.raw, input.envelope, { trustedRelays: trustedOf(config) });
+  const t1 = env.now();
+  stages.look = t1 - t0;
+
+  const base = {
+    required: config.thresholds.required,
+    messageId: look.messageId,
+    queueId: look.queueId,
+    sender: look.sender,
+    recipients: look.recipients,
+    subject: look.subject,
+    relayIp: look.relayIp,
+  };
+  const finish = (v: Omit<Verdict, 'elapsedMs' | 'stages' | keyof typeof base>): Verdict => {
+    const verdict: Verdict = { ...base, ...v, elapsedMs: roundMs(env.now() - t0), stages };
+    env.onVerdict?.(verdict, look);
+    return verdict;
+  };
+
+  const hits = env.rules().match(look, input.raw);
+  const t2 = env.now();
+  stages.early = t2 - t1;
+  const ending = endingHit(hits);
+  const earlySymbols = hits.map(hitToSymbol);
+  if (ending) {
+    const score = roundScore(earlySymbols.reduce((a, s) => a + s.score, 0));
+    return finish({
+      action: ending.action as Verdict['action'],
+      score,
+      spam: ending.action === 'reject' || ending.action === 'quarantine' || ending.action === 'tag' || score >= config.thresholds.required,
+      symbols: earlySymbols,
+      source: 'early',
+      reason: `${ending.symbol}: ${ending.description}`,
+    });
+  }
+
+  const useCache = !input.noCache;
+  const cached = useCache ? (env.caches.verdict.get(look.contentKey) as CachedClassification | undefined) : undefined;
+  const t3 = env.now();
+  stages.cache = t3 - t2;
+
+  let classified: CachedClassification = { symbols: [] };
+  let source: Verdict['source'] = 'classifier';
+  const deadline = t0 + config.pool.taskTimeoutMs;
+  try {
+    const authP = env.auth ? env.auth.check(input.raw, look, deadline) : undefined;
+    if (cached) {
+      classified = cached;
+      source = 'cache';
+    } else if (env.classifier) {
+      const r = await env.classifier.classify({ raw: input.raw, look, deadline });
+      classified = { symbols: r.symbols };
+      if (useCache) env.caches.verdict.set(look.contentKey, classified);
+    }
+    if (authP) {
+      const a = await authP;
+      classified = { symbols: [...classified.symbols, ...a.symbols], country: a.country };
+    }
+  } catch (e) {
+    const err = toFilterError(e);
+    stages.classify = env.now() - t3;
+    return finish({
+      action: 'tempfail',
+      score: roundScore(earlySymbols.reduce((a, s) => a + s.score, 0)),
+      spam: false,
+      symbols: earlySymbols,
+      source: 'classifier',
+      reason: err.message,
+      errorCode: err.code,
+    });
+  }
+  const t4 = env.now();
+  stages.classify = t4 - t3;
+
+  const symbols = [...earlySymbols, ...classified.symbols];
+  const d = decide(symbols, config.thresholds);
+  stages.decide = env.now() - t4;
+  return finish({ ...d, symbols, source, country: classified.country });
+}
+
+function roundMs(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
