@@ -3,11 +3,13 @@
 import { readFileSync } from 'node:fs';
 import { EXIT, exitCodeFor } from './args.ts';
 import { checkCommand } from './check.ts';
+import { serveCommand } from './serve.ts';
 import { shipped } from './paths.ts';
 
 type Command = (argv: string[]) => Promise<number>;
 
 const commands: Record<string, { run: Command; summary: string }> = {
+  serve: { run: serveCommand, summary: 'run the filter: HTTP, SMTP, milter and SPAMC doors' },
   check: { run: checkCommand, summary: 'scan message files and print JSON verdicts' },
 };
 

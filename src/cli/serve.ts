@@ -1,0 +1,117 @@
+// `atlas-email serve`: config → runtime (pool, auth) → pipeline → verdict sinks → doors, and on
+// SIGTERM the reverse: stop accepting, finish in-flight work, flush the verdict log, exit 0.
+import type { Config } from '../core/config.ts';
+import { parseHostPort } from '../core/config.ts';
+import { EXIT, parseCommand } from './args.ts';
+import { loadConfig } from './config-file.ts';
+import { createPipeline, type Pipeline } from './pipeline.ts';
+import { createRuntime, type Runtime } from './runtime.ts';
+
+export const serveHelp = `Usage: atlas-email serve [options]
+
+Starts the filter. With no door flags it serves HTTP on 127.0.0.1:8025.
+
+Doors:
+  --http HOST:PORT       HTTP verdict API, metrics and pages (default 127.0.0.1:8025)
+  --smtp HOST:PORT       Postfix after-queue content filter (e.g. 127.0.0.1:10025)
+  --next-hop HOST:PORT   where the SMTP door re-injects mail (e.g. 127.0.0.1:10026)
+  --milter HOST:PORT     milter for Postfix smtpd_milters (e.g. 127.0.0.1:11332)
+  --spamd HOST:PORT      SPAMC/1.5 protocol, a drop-in for spamd (e.g. 127.0.0.1:7830)
+  --no-http              do not start the HTTP door
+
+Options:
+  --db FILE              verdict log (default ./data/atlas.db)
+  --rules DIR            rule folder (default: the shipped rules/)
+  --model FILE           model file (default: the shipped models/default.model)
+  --config FILE          YAML config file (default: embedded defaults, or $ATLAS_CONFIG)
+  -h, --help             this help
+
+Signals: SIGTERM/SIGINT stop accepting, finish in-flight messages, flush the log, exit 0.
+         SIGHUP reloads the rules.`;
+
+/** Everything a door needs; doors take what they use and nothing else. */
+export interface DoorDeps {
+  config: Config;
+  pipeline: Pipeline;
+  runtime: Runtime;
+  log: (msg: string) => void;
+}
+
+/** A started listener. close() stops accepting, lets in-flight work finish, then resolves. */
+export interface Door {
+  name: string;
+  address: string;
+  close(): Promise<void>;
+}
+
+export async function serveCommand(argv: string[]): Promise<number> {
+  const args = parseCommand(
+    argv,
+    {
+      http: { type: 'string' },
+      'no-http': { type: 'boolean' },
+      smtp: { type: 'string' },
+      'next-hop': { type: 'string' },
+      milter: { type: 'string' },
+      spamd: { type: 'string' },
+      db: { type: 'string' },
+      rules: { type: 'string' },
+      model: { type: 'string' },
+      config: { type: 'string' },
+    },
+    serveHelp,
+    false,
+  );
+  if (!args) return EXIT.OK;
+  const v = args.values as Record<string, string | boolean | undefined>;
+  const config = loadConfig(v.config as string | undefined);
+  if (v.rules) config.rulesDir = v.rules as string;
+  if (v.model) config.modelFile = v.model as string;
+  if (v.db) config.dbFile = v.db as string;
+  if (v.http) {
+    const { host, port } = parseHostPort(v.http as string, '--http');
+    config.http.host = host;
+    config.http.port = port;
+  }
+  if (v.smtp) config.smtp.listen = v.smtp as string;
+  if (v['next-hop']) config.smtp.nextHop = v['next-hop'] as string;
+  if (v.milter) config.milter.listen = v.milter as string;
+  if (v.spamd) config.spamd.listen = v.spamd as string;
+
+  const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
+  const runtime = await createRuntime(config, { classify: true, log: true });
+  const pipeline = createPipeline(config, { watchRules: true, classifier: runtime.classifier, auth: runtime.auth, log });
+  const deps: DoorDeps = { config, pipeline, runtime, log };
+
+  const doors: Door[] = [];
+  const starters: [boolean, () => Promise<Door>][] = [
+    // Each door registers here: [enabled, start]. Order is start order; shutdown is in parallel.
+  ];
+  try {
+    for (const [enabled, start] of starters) if (enabled) doors.push(await start());
+  } catch (e) {
+    await Promise.allSettled(doors.map((d) => d.close()));
+    await pipeline.close();
+    await runtime.close();
+    throw e;
+  }
+  for (const d of doors) log(`${d.name} listening on ${d.address}`);
+  if (doors.length === 0) log('no door enabled (see --help); nothing to serve');
+
+  process.on('SIGHUP', () => pipeline.rules.reload());
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      log(`${sig}: stopping (finishing in-flight work)`);
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+    if (doors.length === 0) resolve();
+  });
+  await Promise.allSettled(doors.map((d) => d.close()));
+  await pipeline.close();
+  await runtime.close();
+  log('stopped');
+  void deps;
+  return EXIT.OK;
+}
