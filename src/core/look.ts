@@ -64,7 +64,7 @@ function readHeaders(text: string): { headers: Map<string, string[]>; count: num
   let name = '';
   let value = '';
   const flush = () => {
-    if (!name) return;
+    if (!name || count >= limits.maxHeaderCount) return;
     count++;
     const list = headers.get(name);
     if (list) list.push(value.trim());

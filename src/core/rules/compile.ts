@@ -144,7 +144,11 @@ export function compileRules(rules: RuleSpec[], scoreOverrides: Record<string, n
       if (ip) for (const { rule, cidr } of ips) if (cidrContains(cidr, ip)) mark(rule, 'ip', look.relayIp);
     }
     for (const name of missingNames) {
-      if (!look.headers.has(name)) for (const r of missing.get(name) ?? []) mark(r, 'missing', `missing ${name}`);
+      if (look.headers.has(name)) continue;
+      // "missing" holds only when every header the rule lists is absent.
+      for (const r of missing.get(name) ?? []) {
+        if ((scored[r] as RuleSpec).match.missing?.every((h) => !look.headers.has(h))) mark(r, 'missing', `missing ${name}`);
+      }
     }
 
     const hits: RuleHit[] = [];

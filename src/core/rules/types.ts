@@ -27,7 +27,7 @@ export interface MatchSpec {
   from?: string[];
   /** Header name → patterns on any of its values. */
   header?: Record<string, string[]>;
-  /** Fires when any of these headers is absent. */
+  /** Holds when every one of these headers is absent. */
   missing?: string[];
 }
 

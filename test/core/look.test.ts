@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { addressOf, decodeWords, quickLook } from '../../src/core/look.ts';
+import { parseCidr } from '../../src/core/net.ts';
+import { bytes, fixture } from '../helpers/env.ts';
+
+describe('quickLook', () => {
+  it('reads the envelope facts from the header block', () => {
+    const look = quickLook(fixture('ham-plain.eml'));
+    expect(look.fromAddress).toBe('alice@example.org');
+    expect(look.sender).toBe('alice@example.org');
+    expect(look.senderDomain).toBe('example.org');
+    expect(look.subject).toBe("Minutes of Thursday's meeting");
+    expect(look.messageId).toBe('<20261123091200.12345@mail.example.org>');
+    expect(look.listId).toBe('<team.example.org>');
+    expect(look.relayIp).toBe('198.51.100.7');
+    expect(look.noSeparator).toBe(false);
+    expect(look.contentKey).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  it('prefers the envelope the door saw over the headers', () => {
+    const look = quickLook(fixture('ham-plain.eml'), { ip: '192.0.2.1', from: '<Bounce@Lists.Example.org>', rcpt: ['bob@example.net'] });
+    expect(look.relayIp).toBe('192.0.2.1');
+    expect(look.sender).toBe('bounce@lists.example.org');
+    expect(look.senderDomain).toBe('lists.example.org');
+    expect(look.recipients).toEqual(['bob@example.net']);
+  });
+
+  it('skips trusted relays in the Received chain', () => {
+    const raw = bytes(
+      'Received: from edge.example.net (edge.example.net [10.0.0.5]) by mx.example.net\r\n' +
+        'Received: from evil.example (evil.example [203.0.113.66]) by edge.example.net\r\n' +
+        'From: a@b.example\r\nSubject: x\r\n\r\nbody\r\n',
+    );
+    const trusted = [parseCidr('10.0.0.0/8')!];
+    expect(quickLook(raw, {}, { trustedRelays: trusted }).relayIp).toBe('203.0.113.66');
+    expect(quickLook(raw).relayIp).toBe('10.0.0.5');
+  });
+
+  it('gives the same content key to a resent campaign and a different one to other content', () => {
+    const a = bytes('Message-ID: <1@x>\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nFrom: s@x.example\r\nSubject: Deal\r\n\r\nBuy now\r\n');
+    const b = bytes('Message-ID: <2@x>\nDate: Tue, 2 Jan 2024 00:00:00 +0000\nFrom: s@x.example\nSubject: Deal\n\nBuy   now\n');
+    const c = bytes('Message-ID: <3@x>\r\nFrom: s@x.example\r\nSubject: Deal\r\n\r\nBuy later\r\n');
+    expect(quickLook(a).contentKey).toBe(quickLook(b).contentKey);
+    expect(quickLook(a).contentKey).not.toBe(quickLook(c).contentKey);
+  });
+
+  it('decodes RFC 2047 subjects in several charsets', () => {
+    expect(decodeWords('=?UTF-8?B?SGVsbG8g8J+Mjg==?=')).toBe('Hello 🌎');
+    expect(decodeWords('=?iso-8859-1?Q?Caf=E9_cr=E8me?=')).toBe('Café crème');
+    expect(decodeWords('=?utf-8?q?a?= =?utf-8?q?b?=')).toBe('ab');
+    expect(decodeWords('=?x-unknown?B?aGk=?=')).toBe('hi');
+  });
+
+  it('extracts addresses from display forms', () => {
+    expect(addressOf('"Doe, John" <John.Doe@Example.COM>')).toBe('john.doe@example.com');
+    expect(addressOf('plain@example.com (comment)')).toBe('plain@example.com');
+    expect(addressOf('<>')).toBe('');
+    expect(addressOf('undisclosed-recipients:;')).toBe('');
+  });
+
+  it('skips an mbox From_ line', () => {
+    const look = quickLook(bytes('From someone@example.com Mon Jan  1 00:00:00 2024\nFrom: a@b.example\nSubject: s\n\nx\n'));
+    expect(look.fromAddress).toBe('a@b.example');
+    expect(look.headers.has('from someone@example.com mon jan  1 00')).toBe(false);
+  });
+});
