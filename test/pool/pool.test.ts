@@ -1,0 +1,226 @@
+// The classifier pool with real tinypool workers running the built worker (dist/pool/worker.js;
+// `npm test` builds first). Faults come from a test-only worker that wraps the real one.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { classifyMessage, emptyModel, loadModel, serializeModel, trainMessage } from '../../src/core/classify.ts';
+import { defaultConfig } from '../../src/core/config.ts';
+import { FilterError } from '../../src/core/errors.ts';
+import type { ClassifyRequest } from '../../src/core/scan.ts';
+import { scan } from '../../src/core/scan.ts';
+import { ClassifierPool, type ClassifierPoolOptions } from '../../src/pool/pool.ts';
+import { corpusFiles, hasCorpus, noCorpusReason } from '../helpers/corpus.ts';
+import { testEnv } from '../helpers/env.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const faultyWorker = path.join(here, 'fixtures/faulty-worker.mjs');
+const fixture = (name: string) => new Uint8Array(readFileSync(path.join(here, 'fixtures', name)));
+const ham = fixture('ham.eml');
+const spam = fixture('spam.eml');
+const withFault = (fault: string, msg = ham): Uint8Array => {
+  const head = new TextEncoder().encode(`X-Test-Fault: ${fault}\r\n`);
+  const out = new Uint8Array(head.length + msg.length);
+  out.set(head);
+  out.set(msg, head.length);
+  return out;
+};
+
+/** A small model trained on the two fixtures, so BAYES symbols fire and differ from "no model". */
+function trainedModelBytes(): Uint8Array {
+  const m = emptyModel();
+  for (let i = 0; i < 3; i++) {
+    trainMessage(m, ham, 'ham');
+    trainMessage(m, spam, 'spam');
+  }
+  return serializeModel(m);
+}
+const modelBytes = trainedModelBytes();
+
+const look: ClassifyRequest['look'] = { sender: '', senderDomain: '', fromDomain: '', relayIp: '', subject: '', messageId: '' };
+const request = (raw: Uint8Array, deadlineMs = 10_000): ClassifyRequest => ({ raw, look, deadline: performance.now() + deadlineMs });
+
+const pools: ClassifierPool[] = [];
+function startPool(over: Partial<ClassifierPoolOptions> = {}): ClassifierPool {
+  const pool = new ClassifierPool({ workers: 2, queueLength: 100, taskTimeoutMs: 10_000, modelBytes, ...over });
+  pools.push(pool);
+  return pool;
+}
+afterEach(async () => {
+  await Promise.all(pools.splice(0).map((p) => p.close()));
+});
+
+async function rejection(p: Promise<unknown>): Promise<FilterError> {
+  const err = await p.then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(FilterError);
+  return err as FilterError;
+}
+
+describe('ClassifierPool', () => {
+  it('answers exactly as classifyMessage does in-process', async () => {
+    const pool = startPool();
+    const model = loadModel(modelBytes);
+    for (const raw of [ham, spam]) {
+      expect(await pool.classify(request(raw))).toEqual(classifyMessage(raw, model));
+    }
+    const spamResult = await pool.classify(request(spam));
+    expect(spamResult.symbols.map((s) => s.name)).toContain('BAYES_SPAM');
+    expect(pool.stats()).toMatchObject({ workers: 2, completed: 3, timeouts: 0, crashes: 0, overloads: 0 });
+  });
+
+  it.skipIf(!hasCorpus)(`matches in-process results on corpus messages, many in flight at once${hasCorpus ? '' : ` (${noCorpusReason})`}`, async () => {
+    const pool = startPool({ queueLength: 1000 });
+    const model = loadModel(modelBytes);
+    const files = corpusFiles().filter((_, i) => i % 40 === 0);
+    expect(files.length).toBeGreaterThan(50);
+    const raws = files.map((f) => new Uint8Array(readFileSync(f.path)));
+    const results = await Promise.all(raws.map((raw) => pool.classify(request(raw, 60_000))));
+    results.forEach((r, i) => expect(r).toEqual(classifyMessage(raws[i] as Uint8Array, model)));
+  });
+
+  it("never detaches or changes the caller's bytes", async () => {
+    const pool = startPool({ workerFile: faultyWorker });
+    // A view into the middle of a larger buffer, as Node's pooled Buffers are.
+    const msg = withFault('mutate');
+    const backing = new Uint8Array(msg.length + 64);
+    backing.set(msg, 32);
+    const view = backing.subarray(32, 32 + msg.length);
+    const before = Uint8Array.from(view);
+    await pool.classify(request(view));
+    expect(backing.buffer.byteLength).toBe(msg.length + 64);
+    expect(view.byteLength).toBe(msg.length);
+    expect(view).toEqual(before);
+  });
+
+  it('times out a worker stuck in an endless loop, replaces it, and keeps answering', async () => {
+    const pool = startPool({ workers: 1, workerFile: faultyWorker });
+    const stuck = pool.classify(request(withFault('hang'), 300));
+    // Queued behind the stuck task with a longer deadline: answered by the replacement worker.
+    const queued = pool.classify(request(spam, 20_000));
+    const err = await rejection(stuck);
+    expect(err.code).toBe('ETIMEOUT');
+    expect(err.transient).toBe(true);
+    expect(await queued).toEqual(classifyMessage(spam, loadModel(modelBytes)));
+    expect(await pool.classify(request(ham))).toEqual(classifyMessage(ham, loadModel(modelBytes)));
+    expect(pool.stats()).toMatchObject({ workers: 1, timeouts: 1, completed: 2, queued: 0, running: 0 });
+  });
+
+  it('takes the shorter of the task timeout and the request deadline', async () => {
+    const pool = startPool({ workers: 1, taskTimeoutMs: 200, workerFile: faultyWorker });
+    const err = await rejection(pool.classify(request(withFault('hang'), 60_000)));
+    expect(err.code).toBe('ETIMEOUT');
+    expect(err.details).toEqual({ timeoutMs: 200 });
+  });
+
+  it('refuses at once when the deadline has already passed', async () => {
+    const pool = startPool();
+    const err = await rejection(pool.classify(request(ham, -1)));
+    expect(err.code).toBe('ETIMEOUT');
+  });
+
+  it('rejects a task whose worker crashes with EWORKER, and replaces the worker', async () => {
+    const pool = startPool({ workers: 1, workerFile: faultyWorker });
+    const err = await rejection(pool.classify(request(withFault('crash'))));
+    expect(err.code).toBe('EWORKER');
+    expect(err.message).toMatch(/injected crash/);
+    expect(await pool.classify(request(spam))).toEqual(classifyMessage(spam, loadModel(modelBytes)));
+    expect(pool.stats()).toMatchObject({ workers: 1, crashes: 1, completed: 1 });
+  });
+
+  it('rejects a task whose worker exits with EWORKER, and replaces the worker', async () => {
+    const pool = startPool({ workers: 1, workerFile: faultyWorker });
+    const err = await rejection(pool.classify(request(withFault('exit'))));
+    expect(err.code).toBe('EWORKER');
+    expect(await pool.classify(request(ham))).toEqual(classifyMessage(ham, loadModel(modelBytes)));
+    expect(pool.stats()).toMatchObject({ workers: 1, crashes: 1 });
+  });
+
+  it('refuses with EOVERLOAD once the queue is full, and serves what it accepted', async () => {
+    const pool = startPool({ workers: 1, queueLength: 2, workerFile: faultyWorker });
+    const busy = pool.classify(request(withFault('slow 300')));
+    const waiting = [pool.classify(request(ham)), pool.classify(request(spam))];
+    const err = await rejection(pool.classify(request(ham)));
+    expect(err.code).toBe('EOVERLOAD');
+    expect(err.transient).toBe(true);
+    expect(err.details).toEqual({ limit: 2 });
+    expect(pool.stats()).toMatchObject({ overloads: 1, queued: 2, running: 1 });
+    await Promise.all([busy, ...waiting]);
+    expect(pool.stats()).toMatchObject({ completed: 3, queued: 0, running: 0 });
+    await pool.classify(request(ham));
+  });
+
+  it('reloads the model: later messages use the new one', async () => {
+    const pool = startPool({ modelBytes: null });
+    const before = await pool.classify(request(spam));
+    expect(before).toEqual(classifyMessage(spam, null));
+    await pool.reloadModel(modelBytes);
+    const after = await pool.classify(request(spam));
+    expect(after).toEqual(classifyMessage(spam, loadModel(modelBytes)));
+    expect(after).not.toEqual(before);
+    expect(pool.stats()).toMatchObject({ workers: 2, modelVersion: 1 });
+  });
+
+  it('finishes tasks already sent when the model is reloaded under load', async () => {
+    const pool = startPool({ modelBytes: null });
+    const inflight = Array.from({ length: 20 }, () => pool.classify(request(spam)));
+    const reload = pool.reloadModel(modelBytes);
+    const results = await Promise.all(inflight);
+    await reload;
+    for (const r of results) expect(r).toEqual(classifyMessage(spam, null));
+  });
+
+  it('refuses a bad model with EMODEL and keeps the current one', async () => {
+    expect(() => startPool({ modelBytes: new TextEncoder().encode('not a model') })).toThrow(
+      expect.objectContaining({ code: 'EMODEL' }),
+    );
+    const pool = startPool();
+    await expect(pool.reloadModel(modelBytes.subarray(0, 40))).rejects.toMatchObject({ code: 'EMODEL' });
+    expect(await pool.classify(request(spam))).toEqual(classifyMessage(spam, loadModel(modelBytes)));
+  });
+
+  it('names a bad option', () => {
+    expect(() => startPool({ workers: 0 })).toThrow(new RangeError('ClassifierPool option "workers" must be a positive whole number, got 0'));
+    expect(() => startPool({ queueLength: 1.5 })).toThrow(/"queueLength"/);
+    expect(() => startPool({ taskTimeoutMs: -1 })).toThrow(/"taskTimeoutMs"/);
+  });
+
+  it('close() resolves, fails what was in flight, and rejects later calls with EWORKER', async () => {
+    const pool = startPool({ workers: 1, workerFile: faultyWorker });
+    const running = pool.classify(request(withFault('slow 2000')));
+    const queued = pool.classify(request(ham));
+    const failures = Promise.all([rejection(running), rejection(queued)]);
+    await pool.close();
+    expect((await failures).map((e) => e.code)).toEqual(['EWORKER', 'EWORKER']);
+    const later = await rejection(pool.classify(request(ham)));
+    expect(later.code).toBe('EWORKER');
+    expect(later.message).toMatch(/closed/);
+    await expect(pool.reloadModel(modelBytes)).rejects.toMatchObject({ code: 'EWORKER' });
+    await pool.close();
+  });
+});
+
+describe('scan() with the pool as classifier', () => {
+  it('turns a stuck worker into a tempfail verdict, never an accept', async () => {
+    const pool = startPool({ workers: 1, workerFile: faultyWorker });
+    const config = defaultConfig();
+    config.pool.taskTimeoutMs = 300;
+    const v = await scan({ raw: withFault('hang') }, testEnv({ config, classifier: pool }));
+    expect(v).toMatchObject({ action: 'tempfail', errorCode: 'ETIMEOUT', spam: false, source: 'classifier' });
+    expect(v.reason).toMatch(/longer than \d+ ms; the worker was replaced/);
+  });
+
+  it('turns a full queue into a tempfail verdict with the reason', async () => {
+    const pool = startPool({ workers: 1, queueLength: 1, workerFile: faultyWorker });
+    const env = testEnv({ classifier: pool });
+    const scans = [withFault('slow 300'), ham, ham].map((raw) => scan({ raw, noCache: true }, env));
+    const verdicts = await Promise.all(scans);
+    expect(verdicts.map((v) => v.action)).toEqual(['accept', 'accept', 'tempfail']);
+    expect(verdicts[2]).toMatchObject({ errorCode: 'EOVERLOAD' });
+    expect(verdicts[2]?.reason).toMatch(/overloaded/);
+  });
+});
