@@ -2,6 +2,8 @@
 // SIGTERM the reverse: stop accepting, finish in-flight work, flush the verdict log, exit 0.
 import type { Config } from '../core/config.ts';
 import { parseHostPort } from '../core/config.ts';
+import { FilterError } from '../core/errors.ts';
+import { startSmtpDoor } from '../ingress/smtp.ts';
 import { EXIT, parseCommand } from './args.ts';
 import { loadConfig } from './config-file.ts';
 import { createPipeline, type Pipeline } from './pipeline.ts';
@@ -42,6 +44,15 @@ export interface Door {
   name: string;
   address: string;
   close(): Promise<void>;
+}
+
+/** Postfix after-queue content filter on --smtp, re-injecting to --next-hop (deploy/postfix/README.md). */
+async function startSmtpFilterDoor(deps: DoorDeps): Promise<Door> {
+  const { config } = deps;
+  if (!config.smtp.nextHop) throw new FilterError('ECONFIG', '--smtp needs --next-hop HOST:PORT (where filtered mail is re-injected)', { option: '--next-hop' });
+  const listen = parseHostPort(config.smtp.listen as string, '--smtp');
+  const nextHop = parseHostPort(config.smtp.nextHop, '--next-hop');
+  return startSmtpDoor({ ...listen, nextHop, scan: (input) => deps.pipeline.scan(input), config, log: deps.log });
 }
 
 export async function serveCommand(argv: string[]): Promise<number> {
@@ -86,6 +97,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const doors: Door[] = [];
   const starters: [boolean, () => Promise<Door>][] = [
     // Each door registers here: [enabled, start]. Order is start order; shutdown is in parallel.
+    [config.smtp.listen !== null, () => startSmtpFilterDoor(deps)],
   ];
   try {
     for (const [enabled, start] of starters) if (enabled) doors.push(await start());

@@ -38,6 +38,22 @@ export const limits = {
   dnsBudgetMs: 3_000,
   /** Idle/slow client cut-off on network doors, ms. */
   socketTimeoutMs: 60_000,
+  /** X-Spam-Level stars stop here, as SpamAssassin's: a 300-point verdict must not make a 300-byte header. */
+  spamLevelMaxStars: 50,
+  /**
+   * Connect, greeting and per-reply deadline towards the SMTP next hop, ms. Postfix waits 600 s
+   * (smtp_data_done_timeout) for our answer; scan + re-injection must finish well inside it.
+   */
+  nextHopTimeoutMs: 30_000,
+  /** Pooled connections to the next hop; Postfix's "scan" transport defaults to 10 parallel deliveries. */
+  nextHopConnections: 20,
+  /** Messages sent over one pooled next-hop connection before it is renewed (bounds smtpd process age). */
+  nextHopMessagesPerConnection: 1_000,
+  /**
+   * On shutdown, how long in-flight SMTP transactions may take before their connections are cut, ms.
+   * An unanswered transaction is safe (Postfix retries it), so this only bounds the wait.
+   */
+  smtpDrainTimeoutMs: 45_000,
 } as const;
 
 export type Limits = typeof limits;
