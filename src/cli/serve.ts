@@ -4,6 +4,7 @@ import type { Config } from '../core/config.ts';
 import { parseHostPort } from '../core/config.ts';
 import { FilterError } from '../core/errors.ts';
 import { startSmtpDoor } from '../ingress/smtp.ts';
+import { startSpamdServer } from '../ingress/spamd.ts';
 import { EXIT, parseCommand } from './args.ts';
 import { loadConfig } from './config-file.ts';
 import { createPipeline, type Pipeline } from './pipeline.ts';
@@ -44,6 +45,23 @@ export interface Door {
   name: string;
   address: string;
   close(): Promise<void>;
+}
+
+/**
+ * SPAMC/1.5 on --spamd (7830 suggested: 783 is spamd's own). TELL stays refused (EX_UNAVAILABLE) until
+ * the runtime can train the model in this process.
+ */
+async function startSpamdDoor(deps: DoorDeps): Promise<Door> {
+  const { host, port } = parseHostPort(deps.config.spamd.listen as string, '--spamd');
+  return startSpamdServer({
+    host,
+    port,
+    scan: (input) => deps.pipeline.scan(input),
+    maxMessageBytes: deps.config.maxMessageBytes,
+    allowTell: deps.config.spamd.allowTell,
+    rewriteSubject: deps.config.smtp.rewriteSubject,
+    log: deps.log,
+  });
 }
 
 /** Postfix after-queue content filter on --smtp, re-injecting to --next-hop (deploy/postfix/README.md). */
@@ -98,6 +116,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const starters: [boolean, () => Promise<Door>][] = [
     // Each door registers here: [enabled, start]. Order is start order; shutdown is in parallel.
     [config.smtp.listen !== null, () => startSmtpFilterDoor(deps)],
+    [config.spamd.listen !== null, () => startSpamdDoor(deps)],
   ];
   try {
     for (const [enabled, start] of starters) if (enabled) doors.push(await start());

@@ -54,6 +54,15 @@ export const limits = {
    * An unanswered transaction is safe (Postfix retries it), so this only bounds the wait.
    */
   smtpDrainTimeoutMs: 45_000,
+  /**
+   * A SPAMC request (head and body) must arrive within this, ms: spamc sends it in one write, so only a
+   * stalled or hostile client gets near it, and it must not hold a connection slot for ever.
+   */
+  spamdRequestTimeoutMs: 120_000,
+  /** Open SPAMC connections; past it new ones get EX_TEMPFAIL (spamd queues in the backlog instead). */
+  spamdMaxClients: 500,
+  /** After answering, how long the SPAMC door drains a client that keeps sending before cutting it, ms. */
+  spamdDrainMs: 5_000,
 } as const;
 
 export type Limits = typeof limits;
