@@ -1,154 +1,153 @@
-// The statistical model: per-feature spam/ham document counts in a hashed table (no token text is
-// kept), a naive Bayes score over them, and the binary file format.
-// Runtime-neutral: bytes in, bytes out.
+// The statistical model: logistic regression over hashed features (only 32-bit hashes, never token
+// text), trained online, and its binary file format. Chosen over naive Bayes (Robinson/Fisher) and a
+// naive Bayes + regression average by 5-fold cross-validation on the corpus: at a ham false-positive
+// rate of 0.1% it keeps the most spam (bench/README.md). Runtime-neutral: bytes in, bytes out.
 import { FilterError } from './errors.ts';
 
-/** File magic "ATLSBAYS" then a u32 format version; any other version is refused. */
-const MAGIC = [0x41, 0x54, 0x4c, 0x53, 0x42, 0x41, 0x59, 0x53];
+/** File magic "ATLSMODL", then a u32 format version; any other version is refused. */
+const MAGIC = [0x41, 0x54, 0x4c, 0x53, 0x4d, 0x4f, 0x44, 0x4c];
 export const MODEL_VERSION = 1;
-/** 2^20 buckets: collisions stay rare for the few hundred thousand features of a mail corpus. */
+const HEADER_BYTES = 8 + 4 + 4 + 4 + 4 + 4 + 4;
+/** 2^20 weights: collisions stay rare for the few hundred thousand features of a mail corpus. */
 export const DEFAULT_BITS = 20;
 
 export interface Model {
   bits: number;
+  weights: Float32Array;
+  /** Messages trained, per class (for reports; the score does not use them). */
   spamDocs: number;
   hamDocs: number;
-  spam: Uint32Array;
-  ham: Uint32Array;
 }
 
 export function emptyModel(bits = DEFAULT_BITS): Model {
-  const n = 1 << bits;
-  return { bits, spamDocs: 0, hamDocs: 0, spam: new Uint32Array(n), ham: new Uint32Array(n) };
+  return { bits, weights: new Float32Array(1 << bits), spamDocs: 0, hamDocs: 0 };
 }
 
-/** Adds one message's distinct features. */
-export function addFeatures(model: Model, features: Uint32Array, label: 'spam' | 'ham'): void {
+/** The raw score; features are scaled by 1/sqrt(n) so long and short messages weigh alike. */
+export function margin(model: Model, features: Uint32Array): number {
   const mask = (1 << model.bits) - 1;
-  const table = label === 'spam' ? model.spam : model.ham;
+  const w = model.weights;
+  let z = 0;
+  for (let i = 0; i < features.length; i++) z += w[(features[i] as number) & mask] as number;
+  return features.length ? z / Math.sqrt(features.length) : 0;
+}
+
+export function spamProbability(model: Model, features: Uint32Array): number {
+  return 1 / (1 + Math.exp(-margin(model, features)));
+}
+
+/** Step size of one online update; measured on the corpus (bench/README.md). */
+export const LEARNING_RATE = 10;
+
+/** One stochastic gradient step of the log loss towards the label. */
+export function update(model: Model, features: Uint32Array, label: 'spam' | 'ham', rate = LEARNING_RATE): void {
+  if (features.length === 0) return;
+  const y = label === 'spam' ? 1 : 0;
+  const p = spamProbability(model, features);
+  const g = (rate * (y - p)) / Math.sqrt(features.length);
+  const mask = (1 << model.bits) - 1;
+  const w = model.weights;
   for (let i = 0; i < features.length; i++) {
     const b = (features[i] as number) & mask;
-    if (table[b] !== 0xffffffff) table[b]++;
+    // Clamp so that a long run of one class cannot push a weight to a value no message can outvote.
+    w[b] = Math.max(-50, Math.min(50, (w[b] as number) + g));
   }
-  if (label === 'spam') model.spamDocs++;
-  else model.hamDocs++;
 }
 
 /**
- * Spam probability with Robinson's per-feature estimate and Fisher's chi-square combining
- * (as SpamBayes): robust to many weak features, and says 0.5 when it knows nothing.
+ * Trains on a batch: a few shuffled passes with a falling step size (one pass under-fits; more
+ * than about five stops helping). Seeded, so the same input gives the same model.
  */
-export function spamProbability(model: Model, features: Uint32Array): number {
-  if (model.spamDocs === 0 || model.hamDocs === 0) return 0.5;
-  const mask = (1 << model.bits) - 1;
-  const s = 0.45;
-  const x = 0.5;
-  let lnSpam = 0;
-  let lnHam = 0;
-  let n = 0;
-  for (let i = 0; i < features.length; i++) {
-    const b = (features[i] as number) & mask;
-    const sc = model.spam[b] as number;
-    const hc = model.ham[b] as number;
-    const total = sc + hc;
-    if (total === 0) continue;
-    const sr = sc / model.spamDocs;
-    const hr = hc / model.hamDocs;
-    const p = sr / (sr + hr);
-    const f = (s * x + total * p) / (s + total);
-    if (Math.abs(f - 0.5) < 0.1) continue;
-    lnSpam += Math.log(1 - f);
-    lnHam += Math.log(f);
-    n++;
+export function trainBatch(model: Model, batch: { features: Uint32Array; label: 'spam' | 'ham' }[], epochs = 5, seed = 1729): void {
+  const order = batch.map((_, i) => i);
+  let s = seed >>> 0 || 1;
+  for (let e = 0; e < epochs; e++) {
+    for (let i = order.length - 1; i > 0; i--) {
+      s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+      const j = s % (i + 1);
+      const t = order[i] as number;
+      order[i] = order[j] as number;
+      order[j] = t;
+    }
+    const rate = LEARNING_RATE / (1 + e);
+    for (const i of order) {
+      const item = batch[i]!;
+      update(model, item.features, item.label, rate);
+    }
   }
-  if (n === 0) return 0.5;
-  const S = 1 - chi2Q(-2 * lnSpam, 2 * n);
-  const H = 1 - chi2Q(-2 * lnHam, 2 * n);
-  return (S - H + 1) / 2;
+  for (const item of batch) {
+    if (item.label === 'spam') model.spamDocs++;
+    else model.hamDocs++;
+  }
 }
 
-/** Upper tail of the chi-square distribution with even degrees of freedom. */
-function chi2Q(x2: number, v: number): number {
-  const m = x2 / 2;
-  let sum = Math.exp(-m);
-  let term = sum;
-  for (let i = 1; i < v / 2; i++) {
-    term *= m / i;
-    sum += term;
-  }
-  return Math.min(sum, 1);
-}
-
+/**
+ * Layout (little-endian): magic[8] version:u32 bits:u32 spamDocs:u32 hamDocs:u32 count:u32 reserved:u32,
+ * then `count` entries of (index delta: LEB128 varint, weight: f32). Zero weights are not stored.
+ */
 export function serializeModel(model: Model): Uint8Array {
-  const n = 1 << model.bits;
-  const body: number[] = [];
-  let last = 0;
-  let nonZero = 0;
-  for (let i = 0; i < n; i++) {
-    const sc = model.spam[i] as number;
-    const hc = model.ham[i] as number;
-    if (sc === 0 && hc === 0) continue;
-    varint(body, i - last);
-    varint(body, sc);
-    varint(body, hc);
-    last = i;
-    nonZero++;
-  }
-  const head = new Uint8Array(8 + 4 + 4 + 8 + 8 + 4);
-  head.set(MAGIC, 0);
-  const dv = new DataView(head.buffer);
+  const w = model.weights;
+  let count = 0;
+  for (let i = 0; i < w.length; i++) if (w[i] !== 0) count++;
+  const out = new Uint8Array(HEADER_BYTES + count * 8);
+  out.set(MAGIC, 0);
+  const dv = new DataView(out.buffer);
   dv.setUint32(8, MODEL_VERSION, true);
   dv.setUint32(12, model.bits, true);
-  dv.setFloat64(16, model.spamDocs, true);
-  dv.setFloat64(24, model.hamDocs, true);
-  dv.setUint32(32, nonZero, true);
-  const out = new Uint8Array(head.length + body.length);
-  out.set(head, 0);
-  out.set(body, head.length);
-  return out;
+  dv.setUint32(16, model.spamDocs, true);
+  dv.setUint32(20, model.hamDocs, true);
+  dv.setUint32(24, count, true);
+  let pos = HEADER_BYTES;
+  let last = 0;
+  for (let i = 0; i < w.length; i++) {
+    if (w[i] === 0) continue;
+    let d = i - last;
+    last = i;
+    while (d >= 0x80) {
+      out[pos++] = (d & 0x7f) | 0x80;
+      d >>>= 7;
+    }
+    out[pos++] = d;
+    dv.setFloat32(pos, w[i] as number, true);
+    pos += 4;
+  }
+  return out.slice(0, pos);
 }
 
 export function loadModel(bytes: Uint8Array): Model {
-  if (bytes.length < 36 || MAGIC.some((b, i) => bytes[i] !== b)) throw new FilterError('EMODEL', 'not an atlas-email model file (bad magic)');
+  if (bytes.length < HEADER_BYTES || MAGIC.some((b, i) => bytes[i] !== b)) {
+    throw new FilterError('EMODEL', 'not an atlas-email model file (bad magic)');
+  }
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = dv.getUint32(8, true);
-  if (version !== MODEL_VERSION) throw new FilterError('EMODEL', `model format version ${version} is not supported (this build reads ${MODEL_VERSION})`, { version });
+  if (version !== MODEL_VERSION) {
+    throw new FilterError('EMODEL', `model format version ${version} is not supported (this build reads version ${MODEL_VERSION})`, { version });
+  }
   const bits = dv.getUint32(12, true);
-  if (bits < 8 || bits > 26) throw new FilterError('EMODEL', `model table size 2^${bits} is out of range`);
+  if (bits < 8 || bits > 26) throw new FilterError('EMODEL', `model table size 2^${bits} is out of range`, { bits });
   const model = emptyModel(bits);
-  model.spamDocs = dv.getFloat64(16, true);
-  model.hamDocs = dv.getFloat64(24, true);
-  const nonZero = dv.getUint32(32, true);
-  const r = { pos: 36 };
+  model.spamDocs = dv.getUint32(16, true);
+  model.hamDocs = dv.getUint32(20, true);
+  const count = dv.getUint32(24, true);
+  let pos = HEADER_BYTES;
   let idx = 0;
-  for (let k = 0; k < nonZero; k++) {
-    idx += readVarint(bytes, r);
-    const sc = readVarint(bytes, r);
-    const hc = readVarint(bytes, r);
-    if (idx >= model.spam.length) throw new FilterError('EMODEL', 'model file is corrupt (bucket out of range)');
-    model.spam[idx] = sc;
-    model.ham[idx] = hc;
+  for (let k = 0; k < count; k++) {
+    let d = 0;
+    let shift = 0;
+    for (;;) {
+      if (pos >= bytes.length || shift > 28) throw new FilterError('EMODEL', 'model file is truncated or corrupt');
+      const b = bytes[pos++] as number;
+      d |= (b & 0x7f) << shift;
+      if (b < 0x80) break;
+      shift += 7;
+    }
+    idx += d;
+    if (idx >= model.weights.length || pos + 4 > bytes.length) throw new FilterError('EMODEL', 'model file is truncated or corrupt');
+    const v = dv.getFloat32(pos, true);
+    if (!Number.isFinite(v)) throw new FilterError('EMODEL', 'model file is corrupt (weight is not a number)');
+    model.weights[idx] = v;
+    pos += 4;
   }
+  if (pos !== bytes.length) throw new FilterError('EMODEL', 'model file has trailing bytes (corrupt)');
   return model;
-}
-
-function varint(out: number[], n: number): void {
-  while (n >= 0x80) {
-    out.push((n & 0x7f) | 0x80);
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
-}
-
-function readVarint(bytes: Uint8Array, r: { pos: number }): number {
-  let n = 0;
-  let mul = 1;
-  for (let i = 0; i < 5; i++) {
-    if (r.pos >= bytes.length) throw new FilterError('EMODEL', 'model file is truncated');
-    const b = bytes[r.pos++] as number;
-    n += (b & 0x7f) * mul;
-    if (b < 0x80) return n;
-    mul *= 128;
-  }
-  throw new FilterError('EMODEL', 'model file is corrupt (bad number)');
 }

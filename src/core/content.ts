@@ -1,0 +1,259 @@
+// What the parsed message says to a reader: visible text (HTML turned into text), hidden text, links
+// and their domains; and the content rules that look at it (Rspamd-style: symbol, score, check).
+// Runtime-neutral.
+import { limits } from './limits.ts';
+import { header, headerText, type ParsedMessage } from './parse.ts';
+import type { SymbolHit } from './verdict.ts';
+
+export interface Link {
+  href: string;
+  /** Lower-cased host, '' when the href has none (mailto:, relative). */
+  host: string;
+  /** Visible text of the anchor, when the link came from HTML. */
+  text?: string;
+}
+
+export interface Content {
+  subject: string;
+  /** Visible text of all text parts, HTML rendered to text. */
+  text: string;
+  links: Link[];
+  /** Letters inside HTML elements styled to be invisible. */
+  hiddenChars: number;
+  images: number;
+  hasPlain: boolean;
+  hasHtml: boolean;
+  /** Link text shows one domain while the href goes to another. */
+  mismatched: Link[];
+  parsed: ParsedMessage;
+}
+
+const ENTITIES: Record<string, string> = {
+  nbsp: ' ', amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", copy: '©', reg: '®', euro: '€', pound: '£',
+  hellip: '…', mdash: '—', ndash: '–', rsquo: '’', lsquo: '‘', rdquo: '”', ldquo: '“', zwnj: '', zwj: '', shy: '',
+};
+
+export function decodeEntities(s: string): string {
+  if (!s.includes('&')) return s;
+  return s.replace(/&(#x[0-9a-f]{1,6}|#[0-9]{1,7}|[a-z]{2,8});?/gi, (whole, e: string) => {
+    if (e[0] === '#') {
+      const n = e[1] === 'x' || e[1] === 'X' ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10);
+      return n > 0 && n <= 0x10ffff && !(n >= 0xd800 && n <= 0xdfff) ? String.fromCodePoint(n) : ' ';
+    }
+    return ENTITIES[e.toLowerCase()] ?? whole;
+  });
+}
+
+const HIDDEN_STYLE = /display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*[01](?:\.\d+)?(?:px|pt)?\s*(?:;|$|!)|opacity\s*:\s*0(?:\.0+)?\s*(?:;|$)|max-height\s*:\s*0|color\s*:\s*(?:#fff(?:fff)?|white)\b[^"']*background(?:-color)?\s*:\s*(?:#fff(?:fff)?|white)\b/i;
+
+interface Html {
+  text: string;
+  links: Link[];
+  hiddenChars: number;
+  images: number;
+}
+
+/** Renders HTML to its visible text with regular expressions: enough for tokens and rules, bounded in time. */
+export function htmlToText(html: string): Html {
+  let h = html;
+  if (h.length > limits.maxTextBytes) h = h.slice(0, limits.maxTextBytes);
+  h = h.replace(/<!--[\s\S]*?(?:-->|$)/g, ' ').replace(/<(script|style|head|title)\b[\s\S]*?(?:<\/\1\s*>|$)/gi, ' ');
+  let hiddenChars = 0;
+  if (/display|visibility|font-size|opacity|max-height|color/i.test(h)) {
+    const re = /<(\w+)\b[^>]{0,500}?\bstyle\s*=\s*("[^"]{0,2000}"|'[^']{0,2000}')[^>]{0,500}>/gi;
+    let m: RegExpExecArray | null;
+    let guard = 0;
+    const lower = h.toLowerCase();
+    while ((m = re.exec(h)) !== null && guard++ < 2000) {
+      if (!HIDDEN_STYLE.test(m[2] as string)) continue;
+      const close = lower.indexOf(`</${(m[1] as string).toLowerCase()}`, re.lastIndex);
+      const inner = h.slice(re.lastIndex, close < 0 ? re.lastIndex + 2000 : Math.min(close, re.lastIndex + 5000));
+      hiddenChars += inner.replace(/<[^>]{0,2000}>/g, '').replace(/[^\p{L}]/gu, '').length;
+    }
+  }
+  const links: Link[] = [];
+  const aRe = /<a\b([^>]{0,2000})>([\s\S]{0,2000}?)<\/a\s*>/gi;
+  let m: RegExpExecArray | null;
+  while ((m = aRe.exec(h)) !== null && links.length < limits.maxUrls) {
+    const hm = /\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))/i.exec(m[1] as string);
+    if (!hm) continue;
+    const href = decodeEntities((hm[1] ?? hm[2] ?? hm[3] ?? '').trim());
+    const text = decodeEntities((m[2] as string).replace(/<[^>]{0,2000}>/g, ' ')).replace(/\s+/g, ' ').trim();
+    links.push({ href, host: hostOf(href), text });
+  }
+  let images = 0;
+  for (const _ of h.matchAll(/<img\b/gi)) if (++images > 100) break;
+  const text = decodeEntities(h.replace(/<(?:br|p|div|tr|li|h\d)\b[^>]{0,2000}>/gi, '\n').replace(/<[^>]{0,2000}>/g, ' '));
+  return { text, links, hiddenChars, images };
+}
+
+/** Host of a URL, lower-cased, without credentials or port; '' when none. */
+export function hostOf(url: string): string {
+  const m = /^(?:[a-z][a-z0-9+.-]*:)?\/\/(?:[^@/?#\s]*@)?(\[[^\]]*\]|[^/?#:\s\\]+)/i.exec(url.trim());
+  if (!m) return /^www\./i.test(url) ? hostOf('http://' + url) : '';
+  return (m[1] as string).toLowerCase().replace(/\.$/, '');
+}
+
+const TWO_LEVEL = /^(?:co|com|net|org|gov|edu|ac|or|ne|go|gob|mil|nic)$/;
+
+/** The registrable part of a host, approximated without a public-suffix list (co.uk, com.br…). */
+export function baseDomain(host: string): string {
+  if (/^[\d.]+$/.test(host) || host.startsWith('[')) return host;
+  const labels = host.split('.');
+  if (labels.length <= 2) return host;
+  const n = labels.length;
+  const take = (labels[n - 1] as string).length === 2 && TWO_LEVEL.test(labels[n - 2] as string) ? 3 : 2;
+  return labels.slice(n - take).join('.');
+}
+
+const URL_RE = /\b(?:https?:\/\/|www\.)[^\s<>"'()[\]{}]{2,2000}/gi;
+
+export function analyse(parsed: ParsedMessage): Content {
+  const texts: string[] = [];
+  const links: Link[] = [];
+  let hiddenChars = 0;
+  let images = 0;
+  let hasPlain = false;
+  let hasHtml = false;
+  for (const p of parsed.parts) {
+    if (p.html) {
+      hasHtml = true;
+      const h = htmlToText(p.text);
+      texts.push(h.text);
+      for (const l of h.links) if (links.length < limits.maxUrls) links.push(l);
+      hiddenChars += h.hiddenChars;
+      images += h.images;
+    } else {
+      if (p.text.trim()) hasPlain = true;
+      texts.push(p.text);
+    }
+  }
+  const text = texts.join('\n');
+  for (const m of text.matchAll(URL_RE)) {
+    if (links.length >= limits.maxUrls) break;
+    const href = m[0].replace(/[.,;:!?]+$/, '');
+    links.push({ href, host: hostOf(href) });
+  }
+  const mismatched: Link[] = [];
+  for (const l of links) {
+    if (!l.text || !l.host) continue;
+    const shown = /(?:https?:\/\/)?((?:[a-z0-9-]+\.)+[a-z]{2,})(?:[/\s]|$)/i.exec(l.text);
+    if (!shown) continue;
+    const shownHost = (shown[1] as string).toLowerCase();
+    if (baseDomain(shownHost) !== baseDomain(l.host)) mismatched.push(l);
+  }
+  return { subject: parsed.subject, text, links, hiddenChars, images, hasPlain, hasHtml, mismatched, parsed };
+}
+
+const SHORTENERS = new Set([
+  'bit.ly', 'bitly.com', 'tinyurl.com', 'goo.gl', 't.co', 'ow.ly', 'is.gd', 'buff.ly', 'rebrand.ly', 'cutt.ly',
+  'shorturl.at', 'rb.gy', 't.ly', 'tiny.cc', 'bl.ink', 's.id', 'shorte.st', 'adf.ly', 'lnkd.in', 'v.gd', 'qrco.de',
+  'tr.im', 'x.co', 'u.to', 'clck.ru', 'urlz.fr', 'shorturl.com', 'short.io', 'tiny.one', 'snip.ly',
+]);
+
+function letterStats(s: string): { letters: number; upper: number } {
+  let letters = 0;
+  let upper = 0;
+  const n = Math.min(s.length, 20_000);
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 65 && c <= 90) {
+      letters++;
+      upper++;
+    } else if (c >= 97 && c <= 122) letters++;
+  }
+  return { letters, upper };
+}
+
+export interface ContentRule {
+  symbol: string;
+  score: number;
+  description: string;
+  /** Returns the options to show when the rule fires, or null. */
+  check: (c: Content) => string[] | null;
+}
+
+/** Scores are deliberately modest: they add evidence beside the model, which carries the decision. */
+export const contentRules: readonly ContentRule[] = [
+  {
+    symbol: 'MIME_HTML_ONLY',
+    score: 0.5,
+    description: 'HTML part without a plain-text alternative',
+    check: (c) => (c.hasHtml && !c.hasPlain ? [] : null),
+  },
+  {
+    symbol: 'HTML_HIDDEN_TEXT',
+    score: 1.5,
+    description: 'HTML contains text styled to be invisible',
+    check: (c) => (c.hiddenChars >= 30 ? [`${c.hiddenChars} letters`] : null),
+  },
+  {
+    symbol: 'HTML_LINK_MISMATCH',
+    score: 2.5,
+    description: 'link text shows a different domain than the link goes to',
+    check: (c) => (c.mismatched.length > 0 ? c.mismatched.slice(0, 3).map((l) => `${l.text ?? ''} -> ${l.host}`) : null),
+  },
+  {
+    symbol: 'URL_SHORTENER',
+    score: 1.0,
+    description: 'links through a URL shortener',
+    check: (c) => {
+      const hosts = [...new Set(c.links.map((l) => l.host).filter((h) => SHORTENERS.has(h.replace(/^www\./, ''))))];
+      return hosts.length > 0 ? hosts.slice(0, 3) : null;
+    },
+  },
+  {
+    symbol: 'URL_IP_HOST',
+    score: 1.5,
+    description: 'links to a bare IP address',
+    check: (c) => {
+      const ips = c.links.filter((l) => /^\d{1,3}(?:\.\d{1,3}){3}$/.test(l.host)).map((l) => l.host);
+      return ips.length > 0 ? [...new Set(ips)].slice(0, 3) : null;
+    },
+  },
+  {
+    symbol: 'SUBJ_ALL_CAPS',
+    score: 1.0,
+    description: 'subject is mostly capital letters',
+    check: (c) => {
+      const s = letterStats(c.subject);
+      return s.letters >= 10 && s.upper / s.letters >= 0.8 ? [] : null;
+    },
+  },
+  {
+    symbol: 'BODY_EXCESS_CAPS',
+    score: 1.0,
+    description: 'body text is mostly capital letters',
+    check: (c) => {
+      const s = letterStats(c.text);
+      return s.letters >= 200 && s.upper / s.letters >= 0.5 ? [`${Math.round((100 * s.upper) / s.letters)}%`] : null;
+    },
+  },
+  {
+    symbol: 'HTML_IMAGE_ONLY',
+    score: 1.0,
+    description: 'HTML with images and almost no text',
+    check: (c) => (c.hasHtml && c.images > 0 && letterStats(c.text).letters < 200 ? [`${c.images} images`] : null),
+  },
+  {
+    symbol: 'FROM_DISPLAY_DOMAIN_MISMATCH',
+    score: 1.5,
+    description: 'From display name shows an address in another domain than the sender',
+    check: (c) => {
+      const from = headerText(header(c.parsed.headers, 'from') ?? '');
+      const m = /^\s*"?[^<"]*?([a-z0-9._%+-]+@([a-z0-9-]+\.)+[a-z]{2,})[^<]*"?\s*<[^@>]*@([^>]+)>/i.exec(from);
+      if (!m) return null;
+      const shown = (m[1] as string).split('@')[1] as string;
+      return baseDomain(shown.toLowerCase()) !== baseDomain((m[3] as string).toLowerCase().trim()) ? [m[1] as string] : null;
+    },
+  },
+];
+
+export function contentSymbols(c: Content): SymbolHit[] {
+  const out: SymbolHit[] = [];
+  for (const r of contentRules) {
+    const options = r.check(c);
+    if (options) out.push(options.length ? { name: r.symbol, score: r.score, description: r.description, options } : { name: r.symbol, score: r.score, description: r.description });
+  }
+  return out;
+}

@@ -1,0 +1,159 @@
+// Turns the analysed message into hashed features: words and word pairs of subject and body, link
+// domains, and tokens from selected headers, each with a prefix naming where it came from. Only the
+// 32-bit hashes leave this module, so the model never holds message text. Runtime-neutral.
+import type { Content } from './content.ts';
+import { baseDomain } from './content.ts';
+import { limits } from './limits.ts';
+import { header, headerText } from './parse.ts';
+
+export interface TokenOptions {
+  /** Add pairs of neighbouring words (measured better than unigrams alone; see bench/README.md). */
+  bigrams: boolean;
+  /** Add tokens from selected headers. */
+  headers: boolean;
+  /** Add relay host names from Received headers. */
+  received: boolean;
+}
+
+export const defaultTokenOptions: TokenOptions = { bigrams: false, headers: true, received: true };
+
+/** FNV-1a over a prefix and a string, the prefix keeping the same word in different places apart. */
+function hash(prefix: number, s: string): number {
+  let h = Math.imul(0x811c9dc5 ^ prefix, 0x01000193);
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  // A final avalanche so that the low bits used as the table index are well mixed.
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x2c1b3c6d);
+  h ^= h >>> 12;
+  return h >>> 0;
+}
+
+// One prefix code per place a token can come from.
+const P = {
+  body: 1, bodyPair: 2, subject: 3, subjectPair: 4, urlHost: 5, urlBase: 6, fromDomain: 7, fromName: 8,
+  replyDomain: 9, mailer: 10, headerName: 11, contentType: 12, attachType: 13, attachExt: 14,
+  defect: 16, received: 17, messageIdDomain: 18, longWord: 19, toCount: 20, shape: 21,
+} as const;
+
+class Sink {
+  readonly set = new Set<number>();
+  add(prefix: number, s: string): void {
+    if (this.set.size < limits.maxTokens) this.set.add(hash(prefix, s));
+  }
+  get full(): boolean {
+    return this.set.size >= limits.maxTokens;
+  }
+}
+
+function isWordChar(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 36 || (c >= 0xc0 && c !== 0xd7 && c !== 0xf7 && !(c >= 0x2000 && c <= 0x2bff) && !(c >= 0x3000 && c <= 0x303f) && c !== 0xfeff);
+}
+
+/** Splits lower-cased text into words; long runs (CJK sentences, base64 junk) become a shape token. */
+function words(text: string, sink: Sink, uni: number, pair: number | 0): void {
+  const s = text.length > limits.maxTextBytes ? text.slice(0, limits.maxTextBytes).toLowerCase() : text.toLowerCase();
+  let prev = '';
+  let i = 0;
+  const n = s.length;
+  while (i < n && !sink.full) {
+    while (i < n && !isWordChar(s.charCodeAt(i))) i++;
+    const start = i;
+    while (i < n) {
+      const c = s.charCodeAt(i);
+      if (isWordChar(c)) i++;
+      // Keep inner apostrophes, dots and hyphens (don't, u.s.a, e-mail, 3.5).
+      else if ((c === 39 || c === 46 || c === 45 || c === 0x2019) && i + 1 < n && isWordChar(s.charCodeAt(i + 1))) i++;
+      else break;
+    }
+    const len = i - start;
+    if (len === 0) continue;
+    if (len > 20) {
+      sink.add(P.longWord, `${s.charCodeAt(start) < 128 ? 'a' : 'u'}${Math.min(len >> 3, 12)}`);
+      prev = '';
+      continue;
+    }
+    if (len === 1 && s.charCodeAt(start) < 0x2e80) continue;
+    const w = s.slice(start, i);
+    sink.add(uni, w);
+    if (pair && prev) sink.add(pair, prev + ' ' + w);
+    prev = w;
+  }
+}
+
+function addrDomain(v: string): string {
+  const m = /@([a-z0-9.-]+)/i.exec(v);
+  return m ? (m[1] as string).toLowerCase().replace(/\.$/, '') : '';
+}
+
+export function features(c: Content, opts: TokenOptions = defaultTokenOptions): Uint32Array {
+  const sink = new Sink();
+  // Always present: the model's bias term.
+  sink.add(P.shape, '*');
+  const pair = opts.bigrams;
+  words(c.subject, sink, P.subject, pair ? P.subjectPair : 0);
+  if (!c.subject.trim()) sink.add(P.shape, 'no-subject');
+  words(c.text, sink, P.body, pair ? P.bodyPair : 0);
+  for (const l of c.links) {
+    if (sink.full) break;
+    if (!l.host) continue;
+    sink.add(P.urlHost, l.host);
+    sink.add(P.urlBase, baseDomain(l.host));
+  }
+  if (c.hasHtml && !c.hasPlain) sink.add(P.shape, 'html-only');
+  if (c.hiddenChars > 0) sink.add(P.shape, 'hidden');
+  if (c.mismatched.length > 0) sink.add(P.shape, 'link-mismatch');
+  sink.add(P.shape, `links${Math.min(c.links.length, 20) >> 2}`);
+  sink.add(P.shape, `images${Math.min(c.images, 10)}`);
+  if (opts.headers) headerFeatures(c, sink, opts);
+  return Uint32Array.from(sink.set);
+}
+
+function headerFeatures(c: Content, sink: Sink, opts: TokenOptions): void {
+  const hs = c.parsed.headers;
+  const from = headerText(header(hs, 'from') ?? '');
+  const fd = addrDomain(from);
+  if (fd) {
+    sink.add(P.fromDomain, fd);
+    sink.add(P.fromDomain, baseDomain(fd));
+  } else sink.add(P.fromDomain, '(none)');
+  const name = /^\s*"?([^<"]*)"?\s*</.exec(from);
+  if (name) words(name[1] as string, sink, P.fromName, 0);
+  const reply = header(hs, 'reply-to');
+  if (reply) {
+    const rd = addrDomain(reply);
+    sink.add(P.replyDomain, rd && baseDomain(rd) === baseDomain(fd) ? 'same' : rd || '(none)');
+  }
+  const mailer = header(hs, 'x-mailer') ?? header(hs, 'user-agent');
+  if (mailer) words(mailer, sink, P.mailer, 0);
+  const mid = header(hs, 'message-id');
+  sink.add(P.messageIdDomain, mid ? addrDomain(mid) || '(odd)' : '(none)');
+  const ct = (header(hs, 'content-type') ?? 'none').split(';')[0]!.trim().toLowerCase();
+  sink.add(P.contentType, ct);
+  let received = 0;
+  const seen = new Set<string>();
+  for (const h of hs) {
+    if (h.name === 'received') {
+      received++;
+      if (opts.received && received <= 6) {
+        for (const m of h.value.matchAll(/\b(?:from|by)\s+([a-z0-9.-]+\.[a-z]{2,})/gi)) sink.add(P.received, baseDomain((m[1] as string).toLowerCase()));
+        const ip = /\[(\d{1,3}\.\d{1,3})\.\d{1,3}\.\d{1,3}\]/.exec(h.value);
+        if (ip) sink.add(P.received, ip[1] as string);
+      }
+    }
+    // Which headers a message carries says much about the software that wrote it.
+    if (!seen.has(h.name) && seen.size < 100) {
+      seen.add(h.name);
+      sink.add(P.headerName, h.name);
+    }
+  }
+  sink.add(P.shape, `received${Math.min(received, 12)}`);
+  const to = header(hs, 'to') ?? '';
+  sink.add(P.toCount, String(Math.min((to.match(/@/g) ?? []).length, 6)));
+  for (const p of c.parsed.parts) if (p.html) sink.add(P.shape, 'has-html');
+  for (const a of c.parsed.attachments.slice(0, 20)) {
+    sink.add(P.attachType, a.type);
+    const dot = a.name.lastIndexOf('.');
+    if (dot >= 0) sink.add(P.attachExt, a.name.slice(dot + 1, dot + 8));
+  }
+  for (const d of c.parsed.defects) sink.add(P.defect, d);
+}
