@@ -47,6 +47,33 @@ export interface Config {
   };
   milter: { listen: string | null; defaultAction: 'tempfail' | 'accept' };
   spamd: { listen: string | null; allowTell: boolean };
+  /** Sender authentication (SPF, DKIM, DMARC, ARC) and the relay's country/ASN. */
+  auth: AuthConfig;
+}
+
+export interface AuthConfig {
+  enabled: boolean;
+  /** authserv-id of the Authentication-Results header; null = this host's name. */
+  authservId: string | null;
+  /** DNS servers ("ip" or "ip:port"); empty = the system's resolvers. */
+  dnsServers: string[];
+  /** Per-lookup timeout and the DNS budget of one message, ms (never past the scan deadline). */
+  lookupTimeoutMs: number;
+  budgetMs: number;
+  /** DKIM/ARC keys shorter than this fail, as mailauth's minBitLength. */
+  minKeyBits: number;
+  /** Relay country/ASN lookups. */
+  geo: boolean;
+  /** MMDB with country_code (or country.iso_code); null = the shipped DB-IP Lite country database. */
+  countryDb: string | null;
+  /** MMDB with autonomous_system_number (GeoLite2-ASN layout); null = no ASN lookups. */
+  asnDb: string | null;
+  /** Points of each authentication symbol (the global `scores` still overrides them). */
+  scores: Record<string, number>;
+  /** Country code (ISO 3166-1 alpha-2) → points added as RELAY_COUNTRY_XX. */
+  scoreCountries: Record<string, number>;
+  /** AS number ("64496" or "AS64496") → points added as RELAY_ASN_N. */
+  scoreAsns: Record<string, number>;
 }
 
 const HOUR = 3_600_000;
@@ -83,8 +110,50 @@ export function defaultConfig(cores = 2): Config {
     },
     milter: { listen: null, defaultAction: 'tempfail' },
     spamd: { listen: null, allowTell: false },
+    auth: {
+      enabled: true,
+      authservId: null,
+      dnsServers: [],
+      lookupTimeoutMs: limits.dnsLookupTimeoutMs,
+      budgetMs: limits.dnsBudgetMs,
+      minKeyBits: 1024,
+      geo: true,
+      countryDb: null,
+      asnDb: null,
+      // Rspamd's default weights: authentication moves a verdict a little; a DMARC reject moves it most.
+      scores: {
+        R_SPF_ALLOW: -0.2,
+        R_SPF_FAIL: 1,
+        R_SPF_SOFTFAIL: 0,
+        R_SPF_NEUTRAL: 0,
+        R_SPF_NA: 0,
+        R_SPF_PERMFAIL: 0,
+        R_SPF_TEMPFAIL: 0,
+        R_DKIM_ALLOW: -0.2,
+        R_DKIM_REJECT: 1,
+        R_DKIM_NA: 0,
+        R_DKIM_PERMFAIL: 0,
+        R_DKIM_TEMPFAIL: 0,
+        DMARC_POLICY_ALLOW: -0.5,
+        DMARC_POLICY_REJECT: 2,
+        DMARC_POLICY_QUARANTINE: 1.5,
+        DMARC_POLICY_SOFTFAIL: 0.1,
+        DMARC_NA: 0,
+        DMARC_PERMFAIL: 0,
+        DMARC_TEMPFAIL: 0,
+        ARC_ALLOW: -1,
+        ARC_REJECT: 1,
+        ARC_NA: 0,
+        ARC_TEMPFAIL: 0,
+      },
+      scoreCountries: {},
+      scoreAsns: {},
+    },
   };
 }
+
+/** Maps whose keys are the user's (symbols, countries, ASNs): any key, numbers only. */
+const NUMBER_MAPS = new Set(['scores', 'auth.scoreCountries', 'auth.scoreAsns']);
 
 type Plain = Record<string, unknown>;
 
@@ -106,8 +175,8 @@ function mergeChecked(base: Plain, override: Plain, prefix: string): Plain {
     const path = prefix ? `${prefix}.${key}` : key;
     if (!(key in base)) fail(path, 'is not a known option');
     const def = base[key];
-    if (key === 'scores' && prefix === '') {
-      if (!isPlain(value)) fail(path, 'must be a mapping of symbol to number');
+    if (NUMBER_MAPS.has(path)) {
+      if (!isPlain(value)) fail(path, 'must be a mapping of name to number');
       for (const [sym, n] of Object.entries(value)) {
         if (typeof n !== 'number' || !Number.isFinite(n)) fail(`${path}.${sym}`, 'must be a number');
       }
@@ -156,6 +225,15 @@ function validate(c: Config): Config {
   }
   if (!Number.isInteger(c.http.port) || c.http.port < 0 || c.http.port > 65535) fail('http.port', 'must be a port number (0-65535)');
   if (c.milter.defaultAction !== 'tempfail' && c.milter.defaultAction !== 'accept') fail('milter.defaultAction', 'must be "tempfail" or "accept"');
+  positiveInt('auth.lookupTimeoutMs', c.auth.lookupTimeoutMs);
+  positiveInt('auth.budgetMs', c.auth.budgetMs);
+  positiveInt('auth.minKeyBits', c.auth.minKeyBits);
+  for (const cc of Object.keys(c.auth.scoreCountries)) {
+    if (!/^[A-Za-z]{2}$/.test(cc)) fail(`auth.scoreCountries.${cc}`, 'must be a two-letter country code');
+  }
+  for (const asn of Object.keys(c.auth.scoreAsns)) {
+    if (!/^(AS)?\d{1,10}$/i.test(asn)) fail(`auth.scoreAsns.${asn}`, 'must be an AS number such as 64496 or AS64496');
+  }
   return c;
 }
 

@@ -34,6 +34,8 @@ export interface Verdict {
   subject?: string;
   relayIp?: string;
   country?: string;
+  /** Authentication-Results header value (SPF/DKIM/DMARC/ARC) for doors to add to passed mail. */
+  authResults?: string;
   /** Per-stage timings in ms (look, early, cache, classify, decide) for metrics. */
   stages?: Partial<Record<Stage, number>>;
 }
