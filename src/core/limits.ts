@@ -63,6 +63,30 @@ export const limits = {
   spamdMaxClients: 500,
   /** After answering, how long the SPAMC door drains a client that keeps sending before cutting it, ms. */
   spamdDrainMs: 5_000,
+  /**
+   * UIDs per IMAP backfill batch: one checkpoint commit each. Small enough that a killed sweep redoes
+   * little, large enough that the per-batch round trips (size fetch, move, commit) stay cheap.
+   */
+  backfillBatchSize: 500,
+  /** Share of the memory budget (ATLAS_MEMORY_LIMIT_MB) a backfill batch may hold as message sources;
+   * the rest covers scan copies, the classifier's queue and the runtime itself. */
+  backfillSourceShare: 0.25,
+  /** Reconnects in a row without progress before a backfill gives up (a dead server, not a blip). */
+  backfillReconnectAttempts: 8,
+  /** First and largest wait between backfill reconnects, ms (doubling in between). */
+  backfillBackoffBaseMs: 500,
+  backfillBackoffMaxMs: 30_000,
+  /** An HTTP client must finish its request headers within this, ms; then 408 and close (slowloris). */
+  httpHeadersTimeoutMs: 10_000,
+  /**
+   * The whole HTTP request (headers and a message up to maxMessageBytes) must arrive within this, ms;
+   * a stalled upload must not hold a connection and a growing buffer for ever.
+   */
+  httpRequestTimeoutMs: 60_000,
+  /** An idle keep-alive HTTP connection is closed after this, ms (load balancers reuse theirs sooner). */
+  httpKeepAliveTimeoutMs: 5_000,
+  /** On shutdown, in-flight HTTP requests get this long before their connections are cut, ms (> scanTimeoutMs). */
+  httpDrainTimeoutMs: 15_000,
 } as const;
 
 export type Limits = typeof limits;

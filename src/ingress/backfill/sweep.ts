@@ -1,0 +1,295 @@
+// The IMAP sweep: for each folder, UID SEARCH for what the checkpoint has not covered, then batches of
+// UIDs — sizes first, sources in chunks that fit the memory budget, scan, record, act, checkpoint.
+// Only one batch's sources are ever held, so memory stays flat however large the folder is.
+import { FilterError, toFilterError } from '../../core/errors.ts';
+import type { Verdict } from '../../core/verdict.ts';
+import type { FolderKey, Ledger, LedgerRow, Outcome } from './checkpoint.ts';
+import { backoffMs, type Client, imapError, isRetryable, requireFolders } from './imap.ts';
+import { emptyTally, type Progress, type Tally } from './progress.ts';
+import type { ImapAccount } from './url.ts';
+
+export type BackfillAction = 'none' | 'tag' | 'flag' | 'move';
+export const BACKFILL_ACTIONS: readonly BackfillAction[] = ['none', 'tag', 'flag', 'move'];
+
+export const JUNK_KEYWORD = '$Junk';
+export const NOT_JUNK_KEYWORD = '$NotJunk';
+
+export interface SweepOptions {
+  account: ImapAccount;
+  /** Opens an authenticated connection (a new one after each drop). */
+  connect: () => Promise<Client>;
+  folders: string[];
+  since?: Date;
+  action: BackfillAction;
+  junkFolder: string;
+  /** Scans in flight at once (the classifier pool works on them in parallel). */
+  concurrency: number;
+  dryRun: boolean;
+  /** UIDs per batch: one checkpoint commit each. */
+  batchSize: number;
+  /** Bytes of message sources held at once. */
+  memoryBudgetBytes: number;
+  /** Messages above this are skipped and counted, never downloaded. */
+  maxMessageBytes: number;
+  ledger: Ledger;
+  scan: (raw: Uint8Array) => Promise<Verdict>;
+  /**
+   * Writes a batch's verdicts to the verdict log, synchronously, inside the ledger's transaction: a
+   * run killed at any point logs every message exactly once. Not called on a dry run.
+   */
+  recordVerdicts?: (verdicts: Verdict[]) => void;
+  progress: Progress;
+  retry: { attempts: number; baseMs: number; maxMs: number };
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export interface SweepResult {
+  tally: Tally;
+  folders: { folder: string; uidValidity: string; lastUid: number }[];
+}
+
+const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export async function sweep(o: SweepOptions): Promise<SweepResult> {
+  const tally = emptyTally();
+  const sleep = o.sleep ?? defaultSleep;
+  const done: SweepResult['folders'] = [];
+  let client: Client | undefined;
+  let failures = 0;
+  let foldersChecked = false;
+
+  const open = async (): Promise<Client> => {
+    if (client?.usable) return client;
+    client?.close();
+    client = undefined;
+    client = await o.connect();
+    return client;
+  };
+
+  try {
+    for (let f = 0; f < o.folders.length; ) {
+      const folder = o.folders[f];
+      try {
+        const c = await open();
+        if (!foldersChecked) {
+          await requireFolders(c, o.action === 'move' ? [...o.folders, o.junkFolder] : o.folders, o.account);
+          foldersChecked = true;
+        }
+        done.push(
+          // Mail already in the Junk folder stays there: moving it onto itself would only churn UIDs.
+          await sweepFolder(c, folder, o.action === 'move' && folder === o.junkFolder ? { ...o, action: 'none' } : o, tally, () => {
+            failures = 0;
+          }),
+        );
+        f++;
+      } catch (e) {
+        const err = imapError(e, o.account, folder);
+        if (!isRetryable(err) || failures >= o.retry.attempts) {
+          if (isRetryable(err)) err.message += ` (gave up after ${failures} reconnect${failures === 1 ? '' : 's'})`;
+          throw err;
+        }
+        failures++;
+        tally.reconnects++;
+        const wait = backoffMs(failures, o.retry.baseMs, o.retry.maxMs, err.details.throttleMs as number | undefined);
+        o.progress.note(`backfill: ${err.message}; reconnecting in ${wait} ms (attempt ${failures}/${o.retry.attempts}), resuming from the checkpoint`);
+        client?.close();
+        client = undefined;
+        await sleep(wait);
+      }
+    }
+  } finally {
+    if (client?.usable) await client.logout().catch(() => client?.close());
+    else client?.close();
+    o.progress.finish();
+  }
+  return { tally, folders: done };
+}
+
+async function sweepFolder(
+  client: Client,
+  folder: string,
+  o: SweepOptions,
+  tally: Tally,
+  madeProgress: () => void,
+): Promise<SweepResult['folders'][number]> {
+  // EXAMINE (read-only) when nothing will be changed: not even \Seen or \Recent.
+  const readOnly = o.dryRun || o.action === 'none';
+  const lock = await client.getMailboxLock(folder, { readOnly });
+  try {
+    const box = client.mailbox;
+    if (!box) throw new FilterError('EPROTOCOL', `no mailbox selected after opening "${folder}"`);
+    const key: FolderKey = { account: o.account.key, folder, uidValidity: String(box.uidValidity) };
+    const cp = o.ledger.get(key.account, folder);
+    let lastUid = 0;
+    if (!cp || cp.uidValidity !== key.uidValidity) {
+      if (cp) o.progress.note(`backfill: ${folder}: UIDVALIDITY changed (${cp.uidValidity} → ${key.uidValidity}); sweeping the folder again`);
+      o.ledger.restart(key);
+    } else {
+      lastUid = cp.lastUid;
+    }
+
+    // Decisions a killed run wrote but may not have applied: apply them (idempotently), not rescan.
+    const pending = o.ledger.pending(key);
+    if (pending.length > 0) {
+      if (!o.dryRun) await applyActions(client, pending, o);
+      const uids = pending.map((r) => r.uid);
+      lastUid = Math.max(lastUid, ...uids);
+      o.ledger.commit(key, uids, lastUid);
+      tally.resumed += pending.length;
+      o.progress.note(`backfill: ${folder}: applied ${pending.length} decision${pending.length === 1 ? '' : 's'} left by an interrupted run`);
+    }
+
+    const found = await client.search(o.since ? { uid: `${lastUid + 1}:*`, since: o.since } : { uid: `${lastUid + 1}:*` }, { uid: true });
+    // "N:*" always matches the highest UID, even below N: drop what the checkpoint already covers.
+    const uids = (found || []).filter((u) => u > lastUid).sort((a, b) => a - b);
+    o.progress.folder(folder, uids.length);
+
+    for (let i = 0; i < uids.length; i += o.batchSize) {
+      const batch = uids.slice(i, i + o.batchSize);
+      const { rows, verdicts } = await scanBatch(client, batch, o);
+      count(tally, rows);
+      const record = o.recordVerdicts;
+      o.ledger.addPending(key, rows, record && !o.dryRun && verdicts.size > 0 ? () => record([...verdicts.values()]) : undefined);
+      if (!o.dryRun) await applyActions(client, rows, o);
+      lastUid = batch[batch.length - 1];
+      o.ledger.commit(
+        key,
+        rows.map((r) => r.uid),
+        lastUid,
+      );
+      madeProgress();
+      o.progress.advance(batch.length, tally);
+    }
+    return { folder, uidValidity: key.uidValidity, lastUid };
+  } finally {
+    lock.release();
+  }
+}
+
+/** Sizes first (cheap), then the sources of what fits the budget, scanned as they arrive. */
+async function scanBatch(client: Client, batch: number[], o: SweepOptions): Promise<{ rows: LedgerRow[]; verdicts: Map<number, Verdict> }> {
+  const sizes = new Map<number, number>();
+  for await (const m of client.fetch(batch, { uid: true, size: true }, { uid: true })) sizes.set(m.uid, m.size ?? 0);
+
+  const rows: LedgerRow[] = [];
+  const verdicts = new Map<number, Verdict>();
+  const wanted: number[] = [];
+  for (const uid of batch) {
+    const size = sizes.get(uid);
+    if (size === undefined) continue; // expunged by someone else since the search
+    if (size > o.maxMessageBytes) {
+      rows.push({ uid, messageId: null, verdict: 'ETOOLARGE', score: null, spam: false, outcome: 'too-large' });
+    } else wanted.push(uid);
+  }
+
+  for (const chunk of chunksWithin(wanted, sizes, o.memoryBudgetBytes)) {
+    const inFlight = new Set<Promise<void>>();
+    const seen = new Set<number>();
+    for await (const m of client.fetch(chunk, { uid: true, source: true }, { uid: true })) {
+      if (!m.source) continue;
+      seen.add(m.uid);
+      const uid = m.uid;
+      const raw = new Uint8Array(m.source.buffer, m.source.byteOffset, m.source.byteLength);
+      const p = scanOne(uid, raw, o).then(({ row, verdict }) => {
+        rows.push(row);
+        if (verdict) verdicts.set(uid, verdict);
+      });
+      inFlight.add(p);
+      void p.finally(() => inFlight.delete(p));
+      if (inFlight.size >= o.concurrency) await Promise.race(inFlight);
+    }
+    await Promise.all(inFlight);
+    for (const uid of chunk) {
+      if (!seen.has(uid)) rows.push({ uid, messageId: null, verdict: 'EPROTOCOL', score: null, spam: false, outcome: 'error' });
+    }
+  }
+  rows.sort((a, b) => a.uid - b.uid);
+  return { rows, verdicts };
+}
+
+async function scanOne(uid: number, raw: Uint8Array, o: SweepOptions): Promise<{ row: LedgerRow; verdict?: Verdict }> {
+  try {
+    const v = await o.scan(raw);
+    if (v.action === 'tempfail') {
+      return { row: { uid, messageId: v.messageId || null, verdict: v.errorCode ?? 'tempfail', score: v.score, spam: false, outcome: 'error' }, verdict: v };
+    }
+    return { row: { uid, messageId: v.messageId || null, verdict: v.action, score: v.score, spam: v.spam, outcome: outcomeOf(v.spam, o.action) }, verdict: v };
+  } catch (e) {
+    const err = toFilterError(e);
+    return { row: { uid, messageId: null, verdict: err.code, score: null, spam: false, outcome: err.code === 'ETOOLARGE' ? 'too-large' : 'error' } };
+  }
+}
+
+export function outcomeOf(spam: boolean, action: BackfillAction): Outcome {
+  switch (action) {
+    case 'none':
+      return 'kept';
+    case 'tag':
+      return 'tagged';
+    case 'flag':
+      return spam ? 'flagged' : 'kept';
+    case 'move':
+      return spam ? 'moved' : 'kept';
+  }
+}
+
+/** One command per kind of change for the whole batch; every one of them is safe to repeat. */
+async function applyActions(client: Client, rows: readonly LedgerRow[], o: SweepOptions): Promise<void> {
+  const pick = (outcome: Outcome, spam?: boolean) => rows.filter((r) => r.outcome === outcome && (spam === undefined || r.spam === spam)).map((r) => r.uid);
+  const moved = pick('moved');
+  // UID MOVE of UIDs already moved by an interrupted run matches nothing and changes nothing.
+  if (moved.length > 0) await client.messageMove(moved, o.junkFolder, { uid: true });
+  const flagged = pick('flagged');
+  if (flagged.length > 0) await client.messageFlagsAdd(flagged, ['\\Flagged'], { uid: true });
+  const taggedSpam = pick('tagged', true);
+  if (taggedSpam.length > 0) {
+    await client.messageFlagsAdd(taggedSpam, [JUNK_KEYWORD], { uid: true });
+    await client.messageFlagsRemove(taggedSpam, [NOT_JUNK_KEYWORD], { uid: true });
+  }
+  const taggedHam = pick('tagged', false);
+  if (taggedHam.length > 0) {
+    await client.messageFlagsAdd(taggedHam, [NOT_JUNK_KEYWORD], { uid: true });
+    await client.messageFlagsRemove(taggedHam, [JUNK_KEYWORD], { uid: true });
+  }
+}
+
+function count(t: Tally, rows: readonly LedgerRow[]): void {
+  for (const r of rows) {
+    if (r.outcome === 'too-large') {
+      t.tooLarge++;
+      continue;
+    }
+    if (r.outcome === 'error') {
+      t.errors++;
+      continue;
+    }
+    t.scanned++;
+    if (r.spam) t.spam++;
+    else t.ham++;
+    if (r.outcome === 'moved') t.moved++;
+    else if (r.outcome === 'tagged') t.tagged++;
+    else if (r.outcome === 'flagged') t.flagged++;
+  }
+}
+
+/**
+ * Splits UIDs into runs whose summed sizes stay within the budget (a run holds at least one
+ * message, so one message larger than the budget still goes through alone).
+ */
+export function chunksWithin(uids: readonly number[], sizes: ReadonlyMap<number, number>, budgetBytes: number): number[][] {
+  const out: number[][] = [];
+  let cur: number[] = [];
+  let bytes = 0;
+  for (const uid of uids) {
+    const s = sizes.get(uid) ?? 0;
+    if (cur.length > 0 && bytes + s > budgetBytes) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(uid);
+    bytes += s;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
+}

@@ -1,0 +1,90 @@
+// The sweep's pure parts; the sweep itself runs against real Dovecot in test/integration/.
+import { describe, expect, it } from 'vitest';
+import { FilterError } from '../../src/core/errors.ts';
+import { backoffMs, imapError, isRetryable } from '../../src/ingress/backfill/imap.ts';
+import { chunksWithin, outcomeOf } from '../../src/ingress/backfill/sweep.ts';
+import { parseImapUrl } from '../../src/ingress/backfill/url.ts';
+
+const account = parseImapUrl('imap://test@127.0.0.1:15143');
+
+describe('chunksWithin', () => {
+  const sizes = new Map([
+    [1, 400],
+    [2, 400],
+    [3, 400],
+    [4, 5000],
+    [5, 10],
+  ]);
+
+  it('keeps the bytes of each chunk within the budget', () => {
+    expect(chunksWithin([1, 2, 3], sizes, 1000)).toEqual([[1, 2], [3]]);
+  });
+
+  it('sends a message larger than the budget alone rather than never', () => {
+    expect(chunksWithin([3, 4, 5], sizes, 1000)).toEqual([[3], [4], [5]]);
+  });
+
+  it('returns nothing for nothing', () => {
+    expect(chunksWithin([], sizes, 1000)).toEqual([]);
+  });
+});
+
+describe('outcomeOf', () => {
+  it.each([
+    ['none', true, 'kept'],
+    ['tag', true, 'tagged'],
+    ['tag', false, 'tagged'],
+    ['flag', true, 'flagged'],
+    ['flag', false, 'kept'],
+    ['move', true, 'moved'],
+    ['move', false, 'kept'],
+  ] as const)('%s on spam=%s is %s', (action, spam, outcome) => {
+    expect(outcomeOf(spam, action)).toBe(outcome);
+  });
+});
+
+describe('imapError', () => {
+  it('maps a refused login to EAUTH, never retried', () => {
+    const e = imapError(Object.assign(new Error('Authentication failed'), { authenticationFailed: true, serverResponseCode: 'AUTHENTICATIONFAILED' }), account);
+    expect(e.code).toBe('EAUTH');
+    expect(e.message).toMatch(/refused the login of "test"/);
+    expect(isRetryable(e)).toBe(false);
+  });
+
+  it('maps a missing folder to ECONFIG naming the folder', () => {
+    const e = imapError(Object.assign(new Error('Command failed'), { mailboxMissing: true }), account, 'Archive');
+    expect(e.code).toBe('ECONFIG');
+    expect(e.details).toMatchObject({ option: '--folders', folder: 'Archive' });
+  });
+
+  it('retries dropped connections and throttling, carrying the server hint', () => {
+    expect(isRetryable(imapError(Object.assign(new Error('Connection not available'), { code: 'NoConnection' }), account))).toBe(true);
+    expect(isRetryable(imapError(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }), account))).toBe(true);
+    const t = imapError(Object.assign(new Error('Too many requests'), { code: 'ETHROTTLE', throttleReset: 9000 }), account);
+    expect(isRetryable(t)).toBe(true);
+    expect(t.details.throttleMs).toBe(9000);
+  });
+
+  it('does not retry a command the server refused for another reason', () => {
+    const e = imapError(Object.assign(new Error('Command failed'), { command: 'UID MOVE', responseText: 'Quota exceeded' }), account, 'INBOX');
+    expect(e.code).toBe('EPROTOCOL');
+    expect(e.message).toContain('Quota exceeded');
+    expect(isRetryable(e)).toBe(false);
+  });
+
+  it('passes a FilterError through untouched', () => {
+    const own = new FilterError('ESTORE', 'disk full');
+    expect(imapError(own, account)).toBe(own);
+  });
+});
+
+describe('backoffMs', () => {
+  it('doubles from the base up to the cap', () => {
+    expect([1, 2, 3, 4, 10].map((a) => backoffMs(a, 500, 5000))).toEqual([500, 1000, 2000, 4000, 5000]);
+  });
+
+  it('waits as long as a throttling server asks, within the cap', () => {
+    expect(backoffMs(1, 500, 30_000, 9000)).toBe(9000);
+    expect(backoffMs(1, 500, 30_000, 90_000)).toBe(30_000);
+  });
+});
