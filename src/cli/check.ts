@@ -1,7 +1,7 @@
 // `atlas-email check`: scans files (or stdin) and prints one JSON verdict per line.
 import { readFileSync } from 'node:fs';
 import { toFilterError } from '../core/errors.ts';
-import type { Verdict } from '../core/verdict.ts';
+import { publicVerdict, type Verdict } from '../core/verdict.ts';
 import { EXIT, parseCommand } from './args.ts';
 import { loadConfig } from './config-file.ts';
 import { createPipeline } from './pipeline.ts';
@@ -73,12 +73,6 @@ export async function checkCommand(argv: string[]): Promise<number> {
     await runtime.close();
   }
   return worst;
-}
-
-/** The verdict as the outside world sees it (DESIGN.md), without internal timings. */
-export function publicVerdict(v: Verdict): Record<string, unknown> {
-  const { stages: _stages, sender: _s, recipients: _r, subject: _sub, relayIp: _ip, ...rest } = v;
-  return rest;
 }
 
 export function explain(v: Verdict): string {

@@ -54,6 +54,18 @@ export const limits = {
    * An unanswered transaction is safe (Postfix retries it), so this only bounds the wait.
    */
   smtpDrainTimeoutMs: 45_000,
+  /** A verdict-log write waits this long for another process's lock, in the writer thread, ms. */
+  storeBusyTimeoutMs: 2_000,
+  /** Longest wait between retries while the verdict log is not writable, ms. */
+  storeRetryMaxMs: 30_000,
+  /** Shutdown waits this long for an unwritable verdict log to recover before giving up, ms. */
+  storeCloseTimeoutMs: 10_000,
+  /** Retention deletes this many rows per transaction so writers never wait long for it. */
+  retentionBatchRows: 1_000,
+  /** How often serve applies log.retainDays, ms. */
+  retentionIntervalMs: 3_600_000,
+  /** Largest history page (GET /v1/verdicts, atlas-email history). */
+  historyMaxLimit: 1_000,
   /**
    * A SPAMC request (head and body) must arrive within this, ms: spamc sends it in one write, so only a
    * stalled or hostile client gets near it, and it must not hold a connection slot for ever.

@@ -47,3 +47,9 @@ export type Stage = (typeof STAGES)[number];
 export function roundScore(n: number): number {
   return Math.round(n * 100) / 100;
 }
+
+/** The verdict as the outside world sees it (DESIGN.md): no internal timings or quick-look facts. */
+export function publicVerdict(v: Verdict): Omit<Verdict, 'stages' | 'sender' | 'recipients' | 'subject' | 'relayIp'> {
+  const { stages: _stages, sender: _s, recipients: _r, subject: _sub, relayIp: _ip, ...rest } = v;
+  return rest;
+}
