@@ -3,6 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { EXIT, exitCodeFor } from './args.ts';
 import { checkCommand } from './check.ts';
+import { historyCommand } from './history.ts';
+import { migrateCommand } from './migrate.ts';
 import { evalCommand } from './eval.ts';
 import { learnCommand } from './learn.ts';
 import { serveCommand } from './serve.ts';
@@ -13,6 +15,8 @@ type Command = (argv: string[]) => Promise<number>;
 const commands: Record<string, { run: Command; summary: string }> = {
   serve: { run: serveCommand, summary: 'run the filter: HTTP, SMTP, milter and SPAMC doors' },
   check: { run: checkCommand, summary: 'scan message files and print JSON verdicts' },
+  migrate: { run: migrateCommand, summary: 'move the verdict log schema: up, down, status' },
+  history: { run: historyCommand, summary: 'list logged verdicts (filters, JSON lines) or apply retention' },
   learn: { run: learnCommand, summary: 'train the statistical model on spam and ham (folders or mbox)' },
   eval: { run: evalCommand, summary: 'measure the classifier on labelled mail, or cross-validate it' },
 };

@@ -5,6 +5,7 @@ import { parseHostPort } from '../core/config.ts';
 import { FilterError } from '../core/errors.ts';
 import { startSmtpDoor } from '../ingress/smtp.ts';
 import { startSpamdServer } from '../ingress/spamd.ts';
+import { openStore, type VerdictStore } from '../store/store.ts';
 import { EXIT, parseCommand } from './args.ts';
 import { loadConfig } from './config-file.ts';
 import { createPipeline, type Pipeline } from './pipeline.ts';
@@ -38,6 +39,8 @@ export interface DoorDeps {
   pipeline: Pipeline;
   runtime: Runtime;
   log: (msg: string) => void;
+  /** The verdict log (history routes, health, metrics); absent when no log is kept. */
+  store?: VerdictStore;
 }
 
 /** A started listener. close() stops accepting, lets in-flight work finish, then resolves. */
@@ -108,9 +111,13 @@ export async function serveCommand(argv: string[]): Promise<number> {
   if (v.spamd) config.spamd.listen = v.spamd as string;
 
   const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
+  // Applies pending migrations in the writer thread; a store that cannot be written yet holds verdicts
+  // and retries, so mail is still filtered.
+  const store = await openStore({ file: config.dbFile, ...config.log, log });
   const runtime = await createRuntime(config, { classify: true, log: true });
   const pipeline = createPipeline(config, { watchRules: true, classifier: runtime.classifier, auth: runtime.auth, log });
-  const deps: DoorDeps = { config, pipeline, runtime, log };
+  pipeline.onVerdict((verdict) => store.record(verdict));
+  const deps: DoorDeps = { config, pipeline, runtime, log, store };
 
   const doors: Door[] = [];
   const starters: [boolean, () => Promise<Door>][] = [
@@ -124,6 +131,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     await Promise.allSettled(doors.map((d) => d.close()));
     await pipeline.close();
     await runtime.close();
+    await store.close();
     throw e;
   }
   for (const d of doors) log(`${d.name} listening on ${d.address}`);
@@ -142,6 +150,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
   await Promise.allSettled(doors.map((d) => d.close()));
   await pipeline.close();
   await runtime.close();
+  // Last: every verdict of the in-flight work above is queued by now.
+  await store.close();
   log('stopped');
   void deps;
   return EXIT.OK;

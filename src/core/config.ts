@@ -28,7 +28,13 @@ export interface Config {
     auth: CacheLevelConfig;
   };
   pool: { workers: number; queueLength: number; taskTimeoutMs: number };
-  log: { batchSize: number; flushMs: number; queueLength: number };
+  log: {
+    batchSize: number;
+    flushMs: number;
+    queueLength: number;
+    /** serve deletes verdicts older than this many days, hourly; null keeps them all. */
+    retainDays: number | null;
+  };
   memoryLimitMb: number;
   rulesDir: string;
   modelFile: string;
@@ -92,7 +98,7 @@ export function defaultConfig(cores = 2): Config {
       auth: { max: 5_000, ttlMs: 1 * HOUR },
     },
     pool: { workers: Math.max(1, cores), queueLength: limits.poolQueueLength, taskTimeoutMs: limits.classifyTimeoutMs },
-    log: { batchSize: limits.logBatchSize, flushMs: limits.logFlushMs, queueLength: limits.logQueueLength },
+    log: { batchSize: limits.logBatchSize, flushMs: limits.logFlushMs, queueLength: limits.logQueueLength, retainDays: null },
     memoryLimitMb: 512,
     rulesDir: 'rules',
     modelFile: 'models/default.model',
@@ -216,6 +222,7 @@ function validate(c: Config): Config {
   positiveInt('log.batchSize', c.log.batchSize);
   positiveInt('log.flushMs', c.log.flushMs);
   positiveInt('log.queueLength', c.log.queueLength);
+  if (c.log.retainDays !== null) positiveInt('log.retainDays', c.log.retainDays);
   positiveInt('memoryLimitMb', c.memoryLimitMb);
   positiveInt('maxMessageBytes', c.maxMessageBytes);
   if (!(c.cache.sizeMultiplier > 0)) fail('cache.sizeMultiplier', 'must be greater than 0');
