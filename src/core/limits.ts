@@ -99,18 +99,6 @@ export const limits = {
   httpKeepAliveTimeoutMs: 5_000,
   /** On shutdown, in-flight HTTP requests get this long before their connections are cut, ms (> scanTimeoutMs). */
   httpDrainTimeoutMs: 15_000,
-  /** A verdict-log write waits this long for another process's lock, in the writer thread, ms. */
-  storeBusyTimeoutMs: 2_000,
-  /** Longest wait between retries while the verdict log is not writable, ms. */
-  storeRetryMaxMs: 30_000,
-  /** Shutdown waits this long for an unwritable verdict log to recover before giving up, ms. */
-  storeCloseTimeoutMs: 10_000,
-  /** Retention deletes this many rows per transaction so writers never wait long for it. */
-  retentionBatchRows: 1_000,
-  /** How often serve applies log.retainDays, ms. */
-  retentionIntervalMs: 3_600_000,
-  /** Largest history page (GET /v1/verdicts, atlas-email history). */
-  historyMaxLimit: 1_000,
 } as const;
 
 export type Limits = typeof limits;
