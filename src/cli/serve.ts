@@ -3,8 +3,13 @@
 import type { Config } from '../core/config.ts';
 import { parseHostPort } from '../core/config.ts';
 import { FilterError } from '../core/errors.ts';
+import { createHttpApp } from '../ingress/http.ts';
+import { startHttpServer } from '../ingress/http-node.ts';
 import { startSmtpDoor } from '../ingress/smtp.ts';
+import { startMilterServer } from '../ingress/milter.ts';
 import { startSpamdServer } from '../ingress/spamd.ts';
+import { processMetrics } from '../metrics/registry.ts';
+import { storeHealth, verdictRoutes } from '../store/routes.ts';
 import { openStore, type VerdictStore } from '../store/store.ts';
 import { EXIT, parseCommand } from './args.ts';
 import { loadConfig } from './config-file.ts';
@@ -50,6 +55,26 @@ export interface Door {
   close(): Promise<void>;
 }
 
+/** HTTP on --http (default 127.0.0.1:8025): verdict API, Rspamd's /checkv2, learning, health, /metrics. */
+async function startHttpDoor(deps: DoorDeps): Promise<Door> {
+  const { config, pipeline, runtime, store } = deps;
+  const metrics = processMetrics();
+  metrics.bind({ caches: pipeline.env.caches, logQueueDepth: store && (() => store.stats().queued) });
+  pipeline.onVerdict((v) => metrics.observe(v));
+  const app = createHttpApp({
+    config,
+    scan: (input) => pipeline.scan(input),
+    health: () => [
+      { name: 'pool', ok: true, detail: { classifier: runtime.classifier ? 'running' : 'off (rules only)' } },
+      ...(store ? [storeHealth(store)] : []),
+    ],
+    metrics,
+    mounts: store ? [{ path: '/', app: verdictRoutes(store) }] : [],
+    log: deps.log,
+  });
+  return startHttpServer({ host: config.http.host, port: config.http.port, app, log: deps.log });
+}
+
 /**
  * SPAMC/1.5 on --spamd (7830 suggested: 783 is spamd's own). TELL stays refused (EX_UNAVAILABLE) until
  * the runtime can train the model in this process.
@@ -63,6 +88,19 @@ async function startSpamdDoor(deps: DoorDeps): Promise<Door> {
     maxMessageBytes: deps.config.maxMessageBytes,
     allowTell: deps.config.spamd.allowTell,
     rewriteSubject: deps.config.smtp.rewriteSubject,
+    log: deps.log,
+  });
+}
+
+/** Before-queue milter on --milter (Postfix smtpd_milters; deploy/postfix/README.md). */
+async function startMilterDoor(deps: DoorDeps): Promise<Door> {
+  const { host, port } = parseHostPort(deps.config.milter.listen as string, '--milter');
+  return startMilterServer({
+    host,
+    port,
+    scan: (input) => deps.pipeline.scan(input),
+    maxMessageBytes: deps.config.maxMessageBytes,
+    defaultAction: deps.config.milter.defaultAction,
     log: deps.log,
   });
 }
@@ -122,8 +160,10 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const doors: Door[] = [];
   const starters: [boolean, () => Promise<Door>][] = [
     // Each door registers here: [enabled, start]. Order is start order; shutdown is in parallel.
+    [!v['no-http'], () => startHttpDoor(deps)],
     [config.smtp.listen !== null, () => startSmtpFilterDoor(deps)],
     [config.spamd.listen !== null, () => startSpamdDoor(deps)],
+    [config.milter.listen !== null, () => startMilterDoor(deps)],
   ];
   try {
     for (const [enabled, start] of starters) if (enabled) doors.push(await start());
