@@ -32,9 +32,18 @@ export interface AuthCheck {
   authResults?: string;
 }
 
+export interface AuthStats {
+  /** Whole-message results (a re-scan of the same bytes from the same relay). */
+  messages: { hits: number; misses: number };
+  /** SPF results by relay, HELO and envelope sender (repeat senders). */
+  spf: { hits: number; misses: number };
+}
+
 export interface NodeAuthStage extends AuthStage {
   check(raw: Uint8Array, look: Look, deadline: number): Promise<AuthCheck>;
   readonly dns: Dns;
+  /** What the auth cache level served, by kind (the level's own counters mix both). */
+  readonly stats: AuthStats;
 }
 
 /** What one message's checks concluded, as kept in the auth cache. */
@@ -114,6 +123,17 @@ function isTemp(result: string | undefined): boolean {
   return result === 'temperror' || result === 'temperr';
 }
 
+const ARC_NONE: ARCResult = { status: { result: 'none' }, i: 0 };
+
+/** What mailauth's dkimVerify says of a message without signatures, from the quick look. */
+function unsigned(look: Look): DKIMVerifyResult {
+  return {
+    headerFrom: look.fromAddress ? [look.fromAddress] : [],
+    envelopeFrom: look.envelopeFrom || false,
+    results: [{ signingDomain: '', status: { result: 'none', comment: 'message not signed' }, info: 'dkim=none (message not signed)' }],
+  };
+}
+
 /** Waits for `p` until `cutoff`; a part still running then counts as timed out. */
 async function settle<T>(p: Promise<T>, cutoff: Promise<'cutoff'>): Promise<Settled<T>> {
   try {
@@ -138,6 +158,7 @@ export function createAuthStage(config: Config, options: AuthStageOptions = {}):
   });
   const geo = options.geo === undefined ? (cfg.geo ? openGeo({ countryDb: cfg.countryDb, asnDb: cfg.asnDb, cache: () => caches().geo }) : null) : options.geo;
   const authservId = cfg.authservId ?? hostname();
+  const stats: AuthStats = { messages: { hits: 0, misses: 0 }, spf: { hits: 0, misses: 0 } };
   const scoreCountries = new Map(Object.entries(cfg.scoreCountries).map(([k, v]) => [k.toUpperCase(), v]));
   const scoreAsns = new Map(Object.entries(cfg.scoreAsns).map(([k, v]) => [Number(k.replace(/^AS/i, '')), v]));
 
@@ -167,7 +188,11 @@ export function createAuthStage(config: Config, options: AuthStageOptions = {}):
     const helo = look.helo || `[${look.relayIp}]`;
     const key = `spf ${look.relayIp} ${helo.toLowerCase()} ${look.envelopeFrom}`;
     const hit = caches().auth.get(key) as SPFResult | undefined;
-    if (hit) return hit;
+    if (hit) {
+      stats.spf.hits++;
+      return hit;
+    }
+    stats.spf.misses++;
     const r = await spf({ ip: look.relayIp, helo, sender: look.envelopeFrom, mta: authservId, resolver });
     if (!isTemp(r.status.result)) caches().auth.set(key, r);
     return r;
@@ -180,12 +205,16 @@ export function createAuthStage(config: Config, options: AuthStageOptions = {}):
     const cutoff = new Promise<'cutoff'>((resolve) => {
       timer = setTimeout(() => resolve('cutoff'), Math.max(0, until - now()));
     });
-    const input = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-    const dkimP = dkimVerify(input, { resolver, sender: look.envelopeFrom || undefined, minBitLength: cfg.minKeyBits });
+    // mailauth's parse costs about a millisecond even for unsigned mail; without DKIM or ARC headers
+    // its answer is known ("none"), so only signed mail pays for it.
+    const signed = look.headers.has('dkim-signature') || look.headers.has('arc-seal') || look.headers.has('arc-message-signature');
+    const dkimP = signed
+      ? dkimVerify(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength), { resolver, sender: look.envelopeFrom || undefined, minBitLength: cfg.minKeyBits })
+      : Promise.resolve(unsigned(look));
     const spfP = checkSpf(look, resolver);
-    const arcP = dkimP.then((d) => (d.arc ? arc(d.arc as ARCData, { resolver, minBitLength: cfg.minKeyBits }) : null));
+    const arcP = dkimP.then((d) => (signed && d.arc ? arc(d.arc as ARCData, { resolver, minBitLength: cfg.minKeyBits }) : ARC_NONE));
     const dmarcP = Promise.all([dkimP, spfP, arcP]).then(([d, s, a]) =>
-      d.headerFrom
+      d.headerFrom?.length
         ? dmarc({
             headerFrom: d.headerFrom,
             spfDomains: s && s.status.result === 'pass' && s.domain ? [s.domain] : [],
@@ -263,6 +292,7 @@ export function createAuthStage(config: Config, options: AuthStageOptions = {}):
 
   return {
     dns,
+    stats,
     async check(raw, look, deadline) {
       if (!cfg.enabled) return { symbols: [] };
       const facts = geo && look.relayIp ? geo.lookup(look.relayIp) : {};
@@ -273,7 +303,9 @@ export function createAuthStage(config: Config, options: AuthStageOptions = {}):
         .update(raw)
         .digest('base64');
       let outcome = caches().auth.get(key) as AuthOutcome | undefined;
-      if (!outcome) {
+      if (outcome) stats.messages.hits++;
+      else {
+        stats.messages.misses++;
         outcome = await run(raw, look, Math.min(deadline, now() + cfg.budgetMs));
         if (!outcome.temporary) caches().auth.set(key, outcome);
       }
