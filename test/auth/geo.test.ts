@@ -1,12 +1,32 @@
 // Relay country from the shipped DB-IP Lite data package, on addresses whose location is well known,
 // and the geo symbols the auth stage derives from it.
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { openGeo } from '../../src/auth/geo.ts';
 import { createAuthStage } from '../../src/auth/stage.ts';
 import { createCaches } from '../../src/core/cache.ts';
 import { defaultConfig, resolveConfig } from '../../src/core/config.ts';
 import { quickLook } from '../../src/core/look.ts';
 import { isFilterError } from '../../src/core/errors.ts';
+import { writeMmdb } from './mmdb-writer.ts';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'atlas-geo-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const asnDb = path.join(dir, 'asn.mmdb');
+writeFileSync(
+  asnDb,
+  writeMmdb(
+    {
+      '192.0.2.0/24': { autonomous_system_number: 64496, autonomous_system_organization: 'Example Transit' },
+      '198.51.100.0/25': { autonomous_system_number: 64511, autonomous_system_organization: 'Example Hosting' },
+    },
+    'GeoLite2-ASN',
+  ),
+);
+const countryDb = path.join(dir, 'country.mmdb');
+writeFileSync(countryDb, writeMmdb({ '192.0.2.0/24': { country: { iso_code: 'de' } } }, 'GeoLite2-Country'));
 
 describe('geo from the shipped MMDB', () => {
   const geo = openGeo();
@@ -41,6 +61,29 @@ describe('geo from the shipped MMDB', () => {
       expect(isFilterError(e) && e.code).toBe('ECONFIG');
       expect((e as Error).message).toContain('/nonexistent/country.mmdb');
     }
+  });
+});
+
+describe('geo from configured MMDB files', () => {
+  it('reads AS numbers from a GeoLite2-ASN layout and countries from the MaxMind layout', () => {
+    const geo = openGeo({ countryDb, asnDb });
+    expect(geo.lookup('192.0.2.77')).toEqual({ country: 'DE', asn: 64496, org: 'Example Transit' });
+    expect(geo.lookup('198.51.100.1')).toEqual({ asn: 64511, org: 'Example Hosting' });
+    expect(geo.lookup('198.51.100.200')).toEqual({});
+  });
+
+  it('adds RELAY_ASN_N with the score from auth.scoreAsns', async () => {
+    const config = resolveConfig({ auth: { asnDb, scoreAsns: { AS64496: 3 } } });
+    const stage = createAuthStage(config, {
+      resolve: async (name) => {
+        throw Object.assign(new Error(`unexpected DNS lookup of ${name}`), { code: 'EREFUSED' });
+      },
+    });
+    const raw = new TextEncoder().encode('From: a@example.com\r\nSubject: hi\r\n\r\nhi\r\n');
+    const r = await stage.check(raw, quickLook(raw, { ip: '192.0.2.8', from: 'a@example.com' }), performance.now() + 2_000);
+    expect(r.symbols.find((s) => s.name === 'RELAY_ASN_64496')).toMatchObject({ score: 3, options: ['AS64496', 'Example Transit'] });
+    const other = await stage.check(raw, quickLook(raw, { ip: '198.51.100.9', from: 'a@example.com' }), performance.now() + 2_000);
+    expect(other.symbols.find((s) => s.name === 'RELAY_ASN_64511')?.score).toBe(0);
   });
 });
 
