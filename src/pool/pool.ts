@@ -2,6 +2,11 @@
 // parse and score. Every task has a deadline, the queue is bounded, and a stuck or crashed worker
 // is replaced: a failure always comes back as a FilterError (scan() turns it into tempfail), never
 // as a silent accept or a hang.
+//
+// Each worker holds two tasks at once, so it starts the next message without waiting for a round
+// trip through the main thread (on a busy 2-core machine that wait costs more than the parse).
+// tinypool's own abort only works with one task per worker, so deadlines are kept here, with the
+// shared board (board.ts) telling which thread to terminate.
 import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +14,7 @@ import Tinypool from 'tinypool';
 import { loadModel } from '../core/classify.ts';
 import { type ErrorCode, ErrorCodes, FilterError } from '../core/errors.ts';
 import type { Classifier, ClassifyRequest, ClassifyResult } from '../core/scan.ts';
+import { type Board, cancelTask, createBoard, MAX_TASK_ID, resetTask, runningThread } from './board.ts';
 import { type ModelPayload, modelPayload } from './shared-model.ts';
 import type { WorkerData, WorkerReply, WorkerTask } from './worker.ts';
 
@@ -34,7 +40,9 @@ export interface ClassifierPoolOptions {
 
 export interface PoolStats {
   workers: number;
+  /** Messages waiting (in the queue, or second in line inside a worker). */
   queued: number;
+  /** Messages being classified: at most one per worker. */
   running: number;
   completed: number;
   timeouts: number;
@@ -44,12 +52,33 @@ export interface PoolStats {
   modelVersion: number;
 }
 
+/** Tasks a worker holds at once: the one it runs and the next. */
+const TASKS_PER_WORKER = 2;
+
 /** One set of workers sharing one model; a reload starts a new one and drains the old. */
 interface Generation {
   pool: Tinypool;
-  /** Tasks sent to this generation and not yet answered. */
+  board: Board;
+  /** Messages first sent to this generation and not yet answered. */
   inflight: Set<Promise<unknown>>;
 }
+
+/** One classify() call; it may be sent twice when the worker holding it was stopped for another. */
+interface Job {
+  raw: Uint8Array;
+  budget: number;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  /** The attempt in flight: its task id and generation. */
+  taskId: number;
+  gen: Generation;
+  resent: boolean;
+  settled: boolean;
+  resolve: (r: ClassifyResult) => void;
+  reject: (e: FilterError) => void;
+}
+
+/** Sent to tinypool as the "error" of a worker we terminate because its task ran out of time. */
+class WorkerStopped extends Error {}
 
 /** The compiled worker beside this file; under vitest (src/*.ts) the built one in dist/. */
 export function defaultWorkerFile(): string {
@@ -77,7 +106,10 @@ export class ClassifierPool implements Classifier {
   private current: Generation;
   private readonly draining = new Set<Generation>();
   private readonly watched = new WeakSet<object>();
+  /** Worker failures already counted: one crash fails every task its worker held. */
+  private readonly seenFailures = new WeakSet<object>();
   private pending = 0;
+  private lastTaskId = 0;
   private closed = false;
   private counts = { completed: 0, timeouts: 0, crashes: 0, overloads: 0 };
   private modelVersion = 0;
@@ -97,23 +129,25 @@ export class ClassifierPool implements Classifier {
   }
 
   private spawn(model: ModelPayload): Generation {
-    const workerData: WorkerData = { model };
+    const board = createBoard(this.workers);
+    const workerData: WorkerData = { model, board };
     const pool = new Tinypool({
       filename: this.workerFile,
       // A fixed size: a terminated worker is replaced at once, and no start-up cost lands on a message.
       minThreads: this.workers,
       maxThreads: this.workers,
-      concurrentTasksPerWorker: 1,
-      // The bound is ours (pending count below), so tinypool's own queue never refuses first.
+      concurrentTasksPerWorker: TASKS_PER_WORKER,
+      // The bound is ours (pending count), so tinypool's own queue never refuses first.
       maxQueue: Infinity,
       workerData,
     });
-    // Without a listener, a worker dying with no task would throw on the emitter and end the process.
+    // Worker failures no task hears of (a worker dying idle, a reply from a worker already removed).
+    // Without a listener they would throw on the emitter and end the process.
     pool.on('error', (err: Error) => {
       this.counts.crashes++;
-      this.log(`classifier worker failed while idle: ${err.message}`);
+      this.log(`classifier pool: ${err.message}`);
     });
-    return { pool, inflight: new Set() };
+    return { pool, board, inflight: new Set() };
   }
 
   classify(req: ClassifyRequest): Promise<ClassifyResult> {
@@ -131,45 +165,105 @@ export class ClassifierPool implements Classifier {
       this.counts.timeouts++;
       return Promise.reject(new FilterError('ETIMEOUT', 'the scan deadline passed before classification could start'));
     }
-    // The caller (an SMTP session, a milter) still needs its bytes: transfer a copy, never its buffer.
-    const raw = new Uint8Array(req.raw.byteLength);
-    raw.set(req.raw);
-    const task: WorkerTask = { raw };
-    const abort = new AbortController();
-    // Aborting a running task makes tinypool terminate that worker and start a fresh one.
-    const timer = setTimeout(() => abort.abort(), budget);
+    this.pending++;
+    const gen = this.current;
+    const done = new Promise<ClassifyResult>((resolve, reject) => {
+      const job: Job = { raw: req.raw, budget, timer: undefined, taskId: 0, gen, resent: false, settled: false, resolve, reject };
+      job.timer = setTimeout(() => this.expire(job), budget);
+      this.send(job);
+    });
+    const tracked = done.then(
+      () => undefined,
+      () => undefined,
+    );
+    gen.inflight.add(tracked);
+    void tracked.then(() => gen.inflight.delete(tracked));
+    return done;
+  }
+
+  private send(job: Job): void {
     const gen = this.current;
     this.watchExits(gen);
-    this.pending++;
-    const run = gen.pool.run(task, { transferList: [raw.buffer], signal: abort.signal }) as Promise<WorkerReply>;
-    const finish = () => {
-      clearTimeout(timer);
-      this.pending--;
-      gen.inflight.delete(result);
-    };
-    const result: Promise<ClassifyResult> = run.then(
-      (reply) => {
-        finish();
-        if (reply.ok) {
-          this.counts.completed++;
-          return reply.result;
-        }
-        const code = (reply.code in ErrorCodes ? reply.code : 'EINTERNAL') as ErrorCode;
-        throw new FilterError(code, reply.message);
-      },
-      (err: unknown) => {
-        finish();
-        throw this.failure(err, abort.signal.aborted, budget);
-      },
+    this.lastTaskId = this.lastTaskId >= MAX_TASK_ID ? 1 : this.lastTaskId + 1;
+    const id = this.lastTaskId;
+    resetTask(gen.board, id);
+    job.taskId = id;
+    job.gen = gen;
+    // The caller (an SMTP session, a milter) still needs its bytes: transfer a copy, never its buffer.
+    const raw = new Uint8Array(job.raw.byteLength);
+    raw.set(job.raw);
+    const task: WorkerTask = { id, raw };
+    (gen.pool.run(task, { transferList: [raw.buffer] }) as Promise<WorkerReply>).then(
+      (reply) => this.answered(job, id, reply),
+      (err: unknown) => this.failed(job, id, gen, err),
     );
-    gen.inflight.add(result);
-    return result;
+  }
+
+  private settle(job: Job): boolean {
+    if (job.settled) return false;
+    job.settled = true;
+    clearTimeout(job.timer);
+    this.pending--;
+    return true;
+  }
+
+  private answered(job: Job, id: number, reply: WorkerReply): void {
+    if (job.taskId !== id || !this.settle(job)) return;
+    if (reply.ok) {
+      this.counts.completed++;
+      job.resolve(reply.result);
+      return;
+    }
+    const code = (reply.code in ErrorCodes ? reply.code : 'EINTERNAL') as ErrorCode;
+    job.reject(new FilterError(code, reply.message));
+  }
+
+  private failed(job: Job, id: number, gen: Generation, err: unknown): void {
+    if (job.taskId !== id || job.settled) return;
+    const stopped = err instanceof WorkerStopped;
+    if (!stopped && !this.closed && typeof err === 'object' && err !== null && !this.seenFailures.has(err)) {
+      this.seenFailures.add(err);
+      this.counts.crashes++;
+    }
+    // The task that was running when its worker died is the likely cause; the one waiting behind it
+    // did nothing wrong and gets one more try on a fresh worker.
+    const wasRunning = runningThread(gen.board, id) !== null;
+    if (!this.closed && !job.resent && (stopped || !wasRunning)) {
+      job.resent = true;
+      this.send(job);
+      return;
+    }
+    if (!this.settle(job)) return;
+    if (this.closed) {
+      job.reject(new FilterError('EWORKER', 'the classifier pool closed before the message was classified', {}, { cause: err }));
+      return;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    job.reject(new FilterError('EWORKER', `a classifier worker crashed (${message}); it was replaced`, {}, { cause: err }));
+  }
+
+  private expire(job: Job): void {
+    if (!this.settle(job)) return;
+    this.counts.timeouts++;
+    // Not started: its worker will skip it. Running: only terminating the thread stops it.
+    const threadId = cancelTask(job.gen.board, job.taskId);
+    if (threadId !== null) {
+      const thread = job.gen.pool.threads.find((t) => t.threadId === threadId);
+      // tinypool treats a worker "error" as fatal: it terminates the thread, fails the tasks it held
+      // and starts a replacement.
+      thread?.emit('error', new WorkerStopped(`a task ran past its deadline of ${Math.round(job.budget)} ms`));
+    }
+    job.reject(
+      new FilterError('ETIMEOUT', `classification took longer than ${Math.round(job.budget)} ms; the worker was replaced`, {
+        timeoutMs: Math.round(job.budget),
+      }),
+    );
   }
 
   /**
    * tinypool notices a worker that throws, not one that exits (process.exit in a dependency): its
-   * task would wait for the deadline. An exit of a worker tinypool still counts as live is reported
-   * to tinypool as an error, which fails the task at once and starts a replacement.
+   * tasks would wait for their deadline. An exit of a worker tinypool still counts as live is
+   * reported to tinypool as an error, which fails its tasks at once and starts a replacement.
    */
   private watchExits(gen: Generation): void {
     for (const thread of gen.pool.threads) {
@@ -179,19 +273,6 @@ export class ClassifierPool implements Classifier {
         if (gen.pool.threads.includes(thread)) thread.emit('error', new Error(`the worker exited with code ${code}`));
       });
     }
-  }
-
-  private failure(err: unknown, timedOut: boolean, budget: number): FilterError {
-    if (timedOut) {
-      this.counts.timeouts++;
-      return new FilterError('ETIMEOUT', `classification took longer than ${Math.round(budget)} ms; the worker was replaced`, {
-        timeoutMs: Math.round(budget),
-      });
-    }
-    const message = err instanceof Error ? err.message : String(err);
-    if (this.closed) return new FilterError('EWORKER', 'the classifier pool closed before the message was classified', {}, { cause: err });
-    this.counts.crashes++;
-    return new FilterError('EWORKER', `a classifier worker crashed (${message}); it was replaced`, {}, { cause: err });
   }
 
   /**
@@ -204,25 +285,21 @@ export class ClassifierPool implements Classifier {
     const old = this.current;
     this.current = next;
     this.modelVersion++;
-    await this.retire(old);
-  }
-
-  private async retire(gen: Generation): Promise<void> {
-    this.draining.add(gen);
+    this.draining.add(old);
     try {
-      await Promise.allSettled(gen.inflight);
-      await gen.pool.destroy();
+      await Promise.all(old.inflight);
+      await old.pool.destroy();
     } finally {
-      this.draining.delete(gen);
+      this.draining.delete(old);
     }
   }
 
   stats(): PoolStats {
-    const queued = this.current.pool.queueSize;
+    const running = Math.min(this.pending, this.workers);
     return {
       workers: this.current.pool.threads.length,
-      queued,
-      running: Math.max(0, this.pending - queued),
+      queued: this.pending - running,
+      running,
       ...this.counts,
       modelVersion: this.modelVersion,
     };

@@ -1,16 +1,20 @@
 // One classifier worker thread: takes the model once at start (shared tables or file bytes, from
 // workerData), then classifies each message it is handed. Runs compiled from dist/pool/worker.js.
+import { threadId } from 'node:worker_threads';
 import Tinypool from 'tinypool';
 import { classifyMessage, loadModel, type Model } from '../core/classify.ts';
 import { toFilterError } from '../core/errors.ts';
 import type { ClassifyResult } from '../core/scan.ts';
+import { announceThread, type Board, endTask, startTask } from './board.ts';
 import type { ModelPayload } from './shared-model.ts';
 
 export interface WorkerData {
   model: ModelPayload;
+  board: Board;
 }
 
 export interface WorkerTask {
+  id: number;
   /** The message bytes, transferred (the pool sends a copy; the caller keeps its own). */
   raw: Uint8Array;
 }
@@ -32,13 +36,21 @@ function modelFrom(payload: ModelPayload): Model | null {
   }
 }
 
-const model = modelFrom((Tinypool.workerData as WorkerData).model);
+const data = Tinypool.workerData as WorkerData;
+const model = modelFrom(data.model);
+const { board } = data;
+const workerId = process.__tinypool_state__.workerId;
+announceThread(board, workerId, threadId);
 
 export default function classifyTask(task: WorkerTask): WorkerReply {
+  // The pool already answered ETIMEOUT for a task it gave up on while it waited here.
+  if (!startTask(board, workerId, task.id)) return { ok: false, code: 'ETIMEOUT', message: 'skipped: the deadline passed before it started' };
   try {
     return { ok: true, result: classifyMessage(task.raw, model) };
   } catch (e) {
     const err = toFilterError(e);
     return { ok: false, code: err.code, message: err.message };
+  } finally {
+    endTask(board, workerId);
   }
 }

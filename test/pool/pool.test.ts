@@ -110,6 +110,18 @@ describe('ClassifierPool', () => {
     expect(pool.stats()).toMatchObject({ workers: 1, timeouts: 1, completed: 2, queued: 0, running: 0 });
   });
 
+  it('skips a task whose deadline passed while it waited, so it cannot hang a worker later', async () => {
+    const pool = startPool({ workers: 1, workerFile: faultyWorker });
+    const busy = pool.classify(request(withFault('slow 400')));
+    // Would loop forever if the worker ever started it after the pool gave up on it.
+    const expired = pool.classify(request(withFault('hang'), 100));
+    const after = pool.classify(request(ham));
+    expect((await rejection(expired)).code).toBe('ETIMEOUT');
+    await busy;
+    expect(await after).toEqual(classifyMessage(ham, loadModel(modelBytes)));
+    expect(pool.stats()).toMatchObject({ workers: 1, timeouts: 1, crashes: 0, completed: 2 });
+  });
+
   it('takes the shorter of the task timeout and the request deadline', async () => {
     const pool = startPool({ workers: 1, taskTimeoutMs: 200, workerFile: faultyWorker });
     const err = await rejection(pool.classify(request(withFault('hang'), 60_000)));
@@ -125,11 +137,15 @@ describe('ClassifierPool', () => {
 
   it('rejects a task whose worker crashes with EWORKER, and replaces the worker', async () => {
     const pool = startPool({ workers: 1, workerFile: faultyWorker });
-    const err = await rejection(pool.classify(request(withFault('crash'))));
+    const crashing = pool.classify(request(withFault('crash')));
+    // Waiting inside the same worker when it dies: not its fault, so it is sent again.
+    const neighbour = pool.classify(request(ham));
+    const err = await rejection(crashing);
     expect(err.code).toBe('EWORKER');
     expect(err.message).toMatch(/injected crash/);
+    expect(await neighbour).toEqual(classifyMessage(ham, loadModel(modelBytes)));
     expect(await pool.classify(request(spam))).toEqual(classifyMessage(spam, loadModel(modelBytes)));
-    expect(pool.stats()).toMatchObject({ workers: 1, crashes: 1, completed: 1 });
+    expect(pool.stats()).toMatchObject({ workers: 1, crashes: 1, completed: 2 });
   });
 
   it('rejects a task whose worker exits with EWORKER, and replaces the worker', async () => {

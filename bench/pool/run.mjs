@@ -1,0 +1,164 @@
+// bench/pool: classification of corpus messages in-process on one thread versus through the worker
+// pool with 1 and 2 workers (parallel efficiency), then process RSS sampled over a long run of
+// classifications through the pool (must stay flat). Worker threads live in this process, so the
+// process RSS is the workers' memory plus the main thread's.
+// The machine is shared and noisy: the three throughput runs alternate for several rounds and the
+// best and median round of each are printed.
+// Usage: npm run bench:pool [-- --model FILE] [--rounds N] [--rss-count N] [--window N]
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as classify from '../../dist/core/classify.js';
+import { ClassifierPool } from '../../dist/pool/pool.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const corpus = process.env.ATLAS_CORPUS ?? path.join(root, '../shared/corpus');
+const arg = (name, def) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i === -1 ? def : process.argv[i + 1];
+};
+const rounds = Number(arg('rounds', 5));
+const rssCount = Number(arg('rss-count', 100_000));
+if (!existsSync(corpus)) {
+  console.error(`corpus not found at ${corpus}; set ATLAS_CORPUS`);
+  process.exit(2);
+}
+
+const messages = [];
+const labelled = [];
+for (const source of readdirSync(corpus).sort()) {
+  for (const label of ['ham', 'spam']) {
+    const dir = path.join(corpus, source, label);
+    if (!existsSync(dir)) continue;
+    for (const f of readdirSync(dir).sort()) {
+      const m = new Uint8Array(readFileSync(path.join(dir, f)));
+      if (m.length === 0) continue;
+      messages.push(m);
+      labelled.push({ m, label, source });
+    }
+  }
+}
+const totalBytes = messages.reduce((a, m) => a + m.length, 0);
+
+// The shipped model when present; otherwise one trained here so the model's cost is in the figures.
+const modelFile = arg('model', path.join(root, 'models/default.model'));
+let modelBytes;
+let modelNote;
+if (existsSync(modelFile)) {
+  modelBytes = new Uint8Array(readFileSync(modelFile));
+  modelNote = modelFile;
+} else {
+  const m = classify.emptyModel();
+  for (const { m: raw, label, source } of labelled) if (source !== 'phishing-pot') classify.trainMessage(m, raw, label);
+  modelBytes = classify.serializeModel(m);
+  modelNote = `trained in memory on the corpus (no file at ${modelFile})`;
+}
+const model = classify.loadModel(modelBytes);
+const look = { sender: '', senderDomain: '', fromDomain: '', relayIp: '', subject: '', messageId: '' };
+
+/** One pass over the corpus on this thread, msgs/s. */
+function inProcess() {
+  const t0 = performance.now();
+  for (const m of messages) classify.classifyMessage(m, model);
+  return messages.length / ((performance.now() - t0) / 1000);
+}
+
+/** Keeps `window` classifications in flight until `total` are answered. */
+function drive(pool, total, window, onDone = () => {}) {
+  return new Promise((resolve, reject) => {
+    let sent = 0;
+    let done = 0;
+    const launch = () => {
+      while (sent < total && sent - done < window) {
+        const raw = messages[sent++ % messages.length];
+        pool.classify({ raw, look, deadline: performance.now() + 60_000 }).then(() => {
+          done++;
+          onDone(done);
+          if (done === total) resolve();
+          else launch();
+        }, reject);
+      }
+    };
+    launch();
+  });
+}
+
+function startPool(workers) {
+  const window = Number(arg('window', 16 * workers));
+  const pool = new ClassifierPool({ workers, queueLength: window, taskTimeoutMs: 60_000, modelBytes });
+  return { pool, window };
+}
+
+/** One pass over the corpus through the pool, msgs/s. */
+async function throughPool({ pool, window }) {
+  const t0 = performance.now();
+  await drive(pool, messages.length, window);
+  return messages.length / ((performance.now() - t0) / 1000);
+}
+
+const mb = (n) => (n / 1024 / 1024).toFixed(1);
+
+async function rssRun(workers) {
+  const window = 16 * workers;
+  const pool = new ClassifierPool({ workers, queueLength: window, taskTimeoutMs: 60_000, modelBytes });
+  const samples = [];
+  const every = Math.max(1, Math.floor(rssCount / 10));
+  const sample = (done) => {
+    if (done % every !== 0) return;
+    const u = process.memoryUsage();
+    samples.push({ classified: done.toLocaleString('en-US'), 'rss MB': mb(u.rss), 'main heap MB': mb(u.heapUsed), 'external MB': mb(u.external) });
+  };
+  try {
+    const t0 = performance.now();
+    await drive(pool, rssCount, window, sample);
+    return { samples, seconds: (performance.now() - t0) / 1000, stats: pool.stats() };
+  } finally {
+    await pool.close();
+  }
+}
+
+console.log(`bench:pool — node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${os.platform()} ${os.arch()}`);
+console.log(`corpus: ${messages.length} messages, ${mb(totalBytes)} MB; model: ${modelNote}; ${rounds} rounds of one pass each\n`);
+
+const one = startPool(1);
+const two = startPool(2);
+// Warm-up: workers start, every thread's JIT settles.
+inProcess();
+await throughPool(one);
+await throughPool(two);
+const runs = { single: [], pool1: [], pool2: [] };
+for (let r = 0; r < rounds; r++) {
+  runs.single.push(inProcess());
+  runs.pool1.push(await throughPool(one));
+  runs.pool2.push(await throughPool(two));
+}
+await Promise.all([one.pool.close(), two.pool.close()]);
+const best = (xs) => Math.max(...xs);
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const fmt = (n) => Math.round(n).toLocaleString('en-US');
+const row = (run, xs) => ({
+  run,
+  'best msgs/s': fmt(best(xs)),
+  'median msgs/s': fmt(median(xs)),
+  'best vs in-process': (best(xs) / best(runs.single)).toFixed(2),
+});
+console.table([row('in-process, 1 thread', runs.single), row('pool, 1 worker', runs.pool1), row('pool, 2 workers', runs.pool2)]);
+for (const [name, pick] of [['best', best], ['median', median]]) {
+  const p1 = pick(runs.pool1);
+  const p2 = pick(runs.pool2);
+  console.log(
+    `parallel efficiency (${name}): pool(2) = ${((p2 / (2 * p1)) * 100).toFixed(1)}% of 2 × pool(1), ${((p2 / (2 * pick(runs.single))) * 100).toFixed(1)}% of 2 × in-process (target ≥ 85%)`,
+  );
+}
+console.log(`load average during the run: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
+
+const workers = Math.max(1, os.availableParallelism());
+const rss = await rssRun(workers);
+console.log(`RSS over ${rssCount.toLocaleString('en-US')} classifications, pool of ${workers} workers (${fmt(rssCount / rss.seconds)} msgs/s):`);
+console.table(rss.samples);
+const first = Number(rss.samples[0]?.['rss MB']);
+const last = Number(rss.samples.at(-1)?.['rss MB']);
+const peak = Math.max(...rss.samples.map((s) => Number(s['rss MB'])));
+console.log(`rss first sample ${first} MB, last ${last} MB, peak ${peak} MB: growth ${(last - first).toFixed(1)} MB (${(((last - first) / first) * 100).toFixed(1)}%)`);
+console.log(`pool stats: ${JSON.stringify(rss.stats)}`);
