@@ -1,0 +1,240 @@
+// bench/http: the HTTP door (`atlas-email serve --http`) under autocannon, in three scenarios:
+//   cache-hit  one message repeated: after the first, every answer comes from the verdict cache
+//   full-scan  corpus messages, each made unique (a line appended to the body): every request is a miss
+//   replay     realistic traffic: unique ham, and spam campaigns resent to many recipients with small
+//              variations (new To/Message-ID: same content key, a cache hit; a per-recipient greeting
+//              in 30% of copies: a miss)
+// Each scenario gets a fresh server process. It runs at full speed (peak), then at half the peak rate,
+// and prints req/s, p50/p99 latency, the server's CPU (cores) and its peak RSS.
+// The load client runs in this process and shares the 2 cores with the server.
+// Usage: npm run bench:http [-- --duration S] [--connections N] [--scenario cache-hit,full-scan,replay]
+//                           [--model FILE] [--config FILE] [--max-bytes N]
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const corpus = process.env.ATLAS_CORPUS ?? path.join(root, '../shared/corpus');
+const arg = (name, dflt) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : dflt;
+};
+const duration = Number(arg('--duration', 10));
+const connections = Number(arg('--connections', 32));
+const scenarios = arg('--scenario', 'cache-hit,full-scan,replay').split(',');
+const model = arg('--model', undefined);
+const configFile = arg('--config', undefined);
+/** peers.md measured Rspamd and spamd without messages over 500 KB; the same cut keeps figures comparable. */
+const maxBytes = Number(arg('--max-bytes', 500 * 1024));
+const WARMUP_S = 2;
+const CLK_TCK = 100;
+
+if (!existsSync(corpus)) {
+  console.error(`corpus not found at ${corpus}; set ATLAS_CORPUS`);
+  process.exit(2);
+}
+
+function corpusMessages(label) {
+  const out = [];
+  for (const source of readdirSync(corpus).sort()) {
+    const dir = path.join(corpus, source, label);
+    if (!existsSync(dir)) continue;
+    for (const f of readdirSync(dir).sort()) {
+      if (!f.endsWith('.eml')) continue;
+      const p = path.join(dir, f);
+      const size = statSync(p).size;
+      if (size > 0 && size <= maxBytes) out.push(readFileSync(p));
+    }
+  }
+  return out;
+}
+const ham = corpusMessages('ham');
+const spam = corpusMessages('spam');
+const all = [...ham, ...spam];
+
+// ---------------------------------------------------------------- the server process
+
+async function startServer(work) {
+  const args = [path.join(root, 'dist/cli/index.js'), 'serve', '--http', '127.0.0.1:0', '--db', path.join(work, 'atlas.db')];
+  if (model) args.push('--model', model);
+  if (configFile) args.push('--config', configFile);
+  const child = spawn(process.execPath, args, { cwd: work, stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr.on('data', (d) => (log += d.toString()));
+  const exited = new Promise((r) => child.on('exit', (code, sig) => r(code ?? sig)));
+  const address = await new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 60_000);
+    child.stderr.on('data', () => {
+      const m = /http listening on (\S+)/.exec(log);
+      if (m) {
+        clearTimeout(t);
+        resolve(m[1]);
+      }
+    });
+    exited.then((c) => reject(new Error(`server exited (${c}):\n${log}`)));
+  });
+  return { child, address, exited, log: () => log };
+}
+
+function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime + stime, every thread
+}
+
+function peakRssMb(pid) {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+// ---------------------------------------------------------------- request streams
+
+const CRLF = Buffer.from('\r\n');
+
+/** Where the body starts (after the first empty line), or the end. */
+function bodyStart(raw) {
+  for (let i = raw.indexOf(10); i >= 0; i = raw.indexOf(10, i + 1)) {
+    if (raw[i + 1] === 10) return i + 2;
+    if (raw[i + 1] === 13 && raw[i + 2] === 10) return i + 3;
+  }
+  return raw.length;
+}
+
+/** A copy of `raw` whose content key is new: a line appended to the body, as a footer would be. */
+function unique(raw, n) {
+  return Buffer.concat([raw, CRLF, Buffer.from(`-- ${n}`), CRLF]);
+}
+
+/** Spam campaigns: a few seeds, resent with new recipients; popular campaigns send more (Zipf). */
+function replayStream() {
+  const seeds = [];
+  const stride = Math.max(1, Math.floor(spam.length / 40));
+  for (let i = 0; i < spam.length && seeds.length < 40; i += stride) {
+    const raw = spam[i];
+    seeds.push({ raw, body: bodyStart(raw) });
+  }
+  const weights = seeds.map((_, i) => 1 / (i + 1));
+  const total = weights.reduce((a, b) => a + b, 0);
+  let seq = 0;
+  let hamAt = 0;
+  // A fixed pseudo-random sequence, so runs see the same traffic.
+  let x = 0x2545f491;
+  const rand = () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 4294967296;
+  };
+  return () => {
+    seq++;
+    if (rand() < 0.4) return unique(ham[hamAt++ % ham.length], seq);
+    let r = rand() * total;
+    let c = 0;
+    while (r > weights[c] && c < seeds.length - 1) r -= weights[c++];
+    const { raw, body } = seeds[c];
+    const head = Buffer.from(`To: <user${seq}@example.net>\r\nMessage-ID: <${seq}.${c}@campaign.example>\r\n`);
+    if (rand() < 0.3) {
+      return Buffer.concat([head, raw.subarray(0, body), Buffer.from(`Hello user${seq},\r\n\r\n`), raw.subarray(body)]);
+    }
+    return Buffer.concat([head, raw]);
+  };
+}
+
+function requestsFor(name) {
+  const base = { method: 'POST', path: '/v1/check', headers: { 'content-type': 'message/rfc822' } };
+  if (name === 'cache-hit') {
+    const one = ham.find((m) => m.length > 2_000 && m.length < 8_000) ?? ham[0];
+    return { requests: [{ ...base, body: one }], note: `one ${one.length}-byte ham message` };
+  }
+  if (name === 'full-scan') {
+    let n = 0;
+    const next = () => unique(all[n % all.length], n++);
+    return {
+      requests: [{ ...base, body: all[0], setupRequest: (req) => ({ ...req, body: next() }) }],
+      note: `${all.length} corpus messages (≤ ${Math.round(maxBytes / 1024)} KB), each request unique`,
+    };
+  }
+  if (name === 'replay') {
+    const next = replayStream();
+    return {
+      requests: [{ ...base, body: all[0], setupRequest: (req) => ({ ...req, body: next() }) }],
+      note: '40% unique ham, 60% spam from 40 Zipf-weighted campaigns (30% of copies personalised)',
+    };
+  }
+  throw new Error(`unknown scenario ${name}`);
+}
+
+// ---------------------------------------------------------------- runs
+
+function load(address, requests, opts) {
+  const [host, port] = [address.slice(0, address.lastIndexOf(':')), address.slice(address.lastIndexOf(':') + 1)];
+  return autocannon({ url: `http://${host}:${port}`, connections, requests, timeout: 30, ...opts });
+}
+
+async function sourcesOf(address) {
+  const text = await (await fetch(`http://${address}/metrics`)).text();
+  const out = {};
+  for (const m of text.matchAll(/^atlas_verdicts_total\{action="(\w+)",source="(\w+)"\} (\d+)/gm)) {
+    out[m[2]] = (out[m[2]] ?? 0) + Number(m[3]);
+  }
+  return out;
+}
+
+async function measure(name) {
+  const work = mkdtempSync(path.join(os.tmpdir(), 'atlas-bench-http-'));
+  const server = await startServer(work);
+  const pid = server.child.pid;
+  try {
+    const { requests, note } = requestsFor(name);
+    await load(server.address, requests, { duration: WARMUP_S });
+    const cpu0 = cpuSeconds(pid);
+    const t0 = performance.now();
+    const peak = await load(server.address, requests, { duration });
+    const cores = (cpuSeconds(pid) - cpu0) / ((performance.now() - t0) / 1000);
+    const rate = Math.max(1, Math.floor(peak.requests.average / 2));
+    const half = await load(server.address, requests, { duration, overallRate: rate });
+    const sources = await sourcesOf(server.address);
+    const rss = peakRssMb(pid);
+    server.child.kill('SIGTERM');
+    const code = await server.exited;
+    return { name, note, peak, half, rate, cores, rss, sources, exit: code };
+  } finally {
+    if (server.child.exitCode === null) server.child.kill('SIGKILL');
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+const fmt = (n, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '-');
+const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+console.log(`bench/http — node ${process.version}, ${os.cpus().length} × ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB`);
+console.log(`autocannon: ${connections} connections, ${duration} s per run (+${WARMUP_S} s warm-up), client in the same machine`);
+console.log(`server: ${model ? `--model ${model}` : 'default model (if present)'}${configFile ? `, --config ${configFile}` : ''}\n`);
+
+const rows = [];
+for (const name of scenarios) {
+  const r = await measure(name);
+  rows.push(r);
+  const bad = r.peak.non2xx + r.peak.errors + r.peak.timeouts;
+  console.log(`${name}: ${r.note}`);
+  console.log(
+    `  peak  ${fmt(r.peak.requests.average)} req/s  p50 ${r.peak.latency.p50} ms  p99 ${r.peak.latency.p99} ms  server CPU ${fmt(r.cores, 2)} cores` +
+      `${bad ? `  (${r.peak.non2xx} non-2xx, ${r.peak.errors} errors, ${r.peak.timeouts} timeouts)` : ''}`,
+  );
+  console.log(`  half  ${fmt(r.half.requests.average)} req/s (target ${r.rate})  p50 ${r.half.latency.p50} ms  p99 ${r.half.latency.p99} ms`);
+  const total = Object.values(r.sources).reduce((a, b) => a + b, 0);
+  const mix = Object.entries(r.sources)
+    .map(([s, n]) => `${s} ${fmt((100 * n) / total, 1)}%`)
+    .join(', ');
+  console.log(`  peak RSS ${fmt(r.rss)} MB · verdict sources: ${mix} · SIGTERM exit ${r.exit}\n`);
+}
+
+console.log('| scenario | req/s | p50 / p99 ms | server cores | half-load req/s | half-load p50 / p99 ms | peak RSS MB |');
+console.log('|---|---|---|---|---|---|---|');
+for (const r of rows) {
+  console.log(
+    `| ${r.name} | ${fmt(r.peak.requests.average)} | ${r.peak.latency.p50} / ${r.peak.latency.p99} | ${fmt(r.cores, 2)} | ${fmt(r.half.requests.average)} | ${r.half.latency.p50} / ${r.half.latency.p99} | ${fmt(r.rss)} |`,
+  );
+}

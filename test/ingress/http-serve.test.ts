@@ -1,0 +1,88 @@
+// `atlas-email serve` as an operator runs it: a real process, the HTTP door on port 0, SIGTERM.
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { fixture, root } from '../helpers/env.ts';
+import { type ServeProcess, startServe, stopServe } from './http-helpers.ts';
+
+let proc: ServeProcess | undefined;
+afterEach(async () => {
+  await stopServe(proc);
+  proc = undefined;
+});
+
+describe('atlas-email serve (HTTP door)', () => {
+  it('serves check, health and metrics, then exits 0 on SIGTERM', async () => {
+    proc = await startServe();
+    const base = `http://${proc.address}`;
+    expect(proc.address).toMatch(/^127\.0\.0\.1:\d+$/);
+
+    const res = await fetch(`${base}/v1/check`, {
+      method: 'POST',
+      body: fixture('rules/SCAM_LOTTERY_WINNER.eml'),
+      headers: { 'content-type': 'message/rfc822', 'Queue-Id': 'ABC123' },
+    });
+    expect(res.status).toBe(200);
+    const v = await res.json();
+    expect(v).toMatchObject({ action: 'tag', spam: true, queueId: 'ABC123' });
+    expect(v.symbols.map((s: { name: string }) => s.name)).toContain('SCAM_LOTTERY_WINNER');
+
+    const health = await fetch(`${base}/v1/health`);
+    expect(health.status).toBe(200);
+    const checks = (await health.json()).checks;
+    expect(checks.pool.ok).toBe(true);
+    expect(checks.store).toMatchObject({ ok: true, file: path.join(proc.dir, 'atlas.db') });
+
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toMatch(/^atlas_verdicts_total\{action="tag",source="\w+"\} 1$/m);
+    expect(metrics).toMatch(/^atlas_cache_requests_total\{level="verdict",result="miss"\} \d+$/m);
+    expect(metrics).toMatch(/^process_resident_memory_bytes \d+/m);
+
+    const learn = await fetch(`${base}/v1/learn/spam`, { method: 'POST', body: fixture('ham-plain.eml') });
+    expect(learn.status).toBe(403);
+
+    proc.child.kill('SIGTERM');
+    expect(await proc.exited).toBe(0);
+    expect(proc.log()).toMatch(/SIGTERM: stopping/);
+    expect(proc.log()).toMatch(/stopped/);
+  });
+
+  it('finishes a request that is in flight when SIGTERM arrives', async () => {
+    proc = await startServe();
+    const body = Buffer.from(fixture('ham-plain.eml'));
+    const sock = net.connect(proc.port, '127.0.0.1');
+    let reply = '';
+    sock.on('data', (d) => (reply += d.toString('latin1')));
+    const closed = new Promise<void>((r) => sock.on('close', () => r()));
+    await new Promise<void>((r) => sock.on('connect', () => r()));
+    // Headers and half the body now; the rest after the signal.
+    sock.write(`POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n`);
+    sock.write(body.subarray(0, 100));
+    await new Promise((r) => setTimeout(r, 200));
+    proc.child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    sock.write(body.subarray(100));
+    await closed;
+    expect(reply).toMatch(/^HTTP\/1\.1 200/);
+    expect(reply).toMatch(/connection: close/i);
+    expect(reply).toContain('"action":"accept"');
+    expect(await proc.exited).toBe(0);
+  });
+
+  it('--no-http starts no HTTP door', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'atlas-http-'));
+    const child = spawn(process.execPath, [path.join(root, 'dist/cli/index.js'), 'serve', '--no-http', '--db', path.join(dir, 'a.db')], {
+      cwd: dir,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d.toString()));
+    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    expect(code).toBe(0);
+    expect(err).not.toMatch(/http listening/);
+    expect(err).toMatch(/no door enabled/);
+  });
+});
