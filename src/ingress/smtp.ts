@@ -49,15 +49,12 @@ interface Transaction {
   forwarded?: Forwarded;
 }
 
-/**
- * Who the mail really came from. XFORWARD is honoured only when the peer that sent it is one of our
- * trusted relays (Postfix on loopback); anyone else could forge it to dodge IP rules.
- */
-function clientOf(session: SMTPServerSession, trusted: readonly Cidr[]): { ip: string; helo: string; forwarded?: Forwarded } {
+/** Who the mail really came from: what XFORWARD said (only trusted peers may send it), else the peer itself. */
+function clientOf(session: SMTPServerSession): { ip: string; helo: string; forwarded?: Forwarded } {
   const xf = session.xForward;
   const peer = (xf?.get('ADDR:DEFAULT') as string | undefined) ?? session.remoteAddress;
   const helo = session.hostNameAppearsAs || '';
-  if (!xf || xf.size === 0 || !inAnyCidr(trusted, peer.replace(/^::ffff:/, ''))) return { ip: peer, helo };
+  if (!xf || xf.size === 0) return { ip: peer, helo };
   const get = (k: string) => {
     const v = xf.get(k);
     return v === undefined || v === null || v === '' ? undefined : String(v);
@@ -126,7 +123,11 @@ export async function startSmtpDoor(options: SmtpDoorOptions): Promise<SmtpDoor>
 
   const onData = (stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null, message?: string) => void) => {
     inFlight++;
+    let answered = false;
     const done = (err: Error | null, message?: string) => {
+      // A client that vanishes mid-message errors the stream; whatever comes after must not answer twice.
+      if (answered) return;
+      answered = true;
       inFlight--;
       if (inFlight === 0 && idle) idle();
       callback(err, message);
@@ -145,7 +146,7 @@ export async function startSmtpDoor(options: SmtpDoorOptions): Promise<SmtpDoor>
         const err = new FilterError('ETOOLARGE', `the message is over the limit of ${maxBytes} bytes`, { limit: maxBytes });
         return done(replyError(replyForError(err)));
       }
-      const client = clientOf(session, trusted);
+      const client = clientOf(session);
       const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
       const to = session.envelope.rcptTo.map((r) => r.address);
       const tx: Transaction = {
@@ -159,15 +160,22 @@ export async function startSmtpDoor(options: SmtpDoorOptions): Promise<SmtpDoor>
     });
   };
 
+  const DISABLED = ['AUTH', 'STARTTLS'];
   const server = new SMTPServer({
     name: 'atlas-email',
     banner: 'atlas-email content filter',
     logger: false,
     // A loopback hop between two Postfix listeners: no TLS, no AUTH, no reverse DNS on the hot path.
-    disabledCommands: ['AUTH', 'STARTTLS'],
+    disabledCommands: DISABLED,
     authOptional: true,
     disableReverseLookup: true,
     useXForward: true,
+    // XFORWARD only from our trusted relays (Postfix on loopback): anyone else could forge the client IP
+    // to dodge IP rules. smtp-server lists exact addresses only, so CIDRs are checked per connection here.
+    onConnect(session, cb) {
+      if (!inAnyCidr(trusted, session.remoteAddress.replace(/^::ffff:/, ''))) session.disabledCommands = [...DISABLED, 'XFORWARD'];
+      cb();
+    },
     size: maxBytes,
     maxClients: config.smtp.maxClients,
     socketTimeout: config.smtp.socketTimeoutMs,

@@ -4,7 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createPipeline, type Pipeline } from '../../src/cli/pipeline.ts';
+import net from 'node:net';
 import { type Config, defaultConfig } from '../../src/core/config.ts';
+import { FilterError } from '../../src/core/errors.ts';
 import type { ScanInput } from '../../src/core/scan.ts';
 import type { Verdict } from '../../src/core/verdict.ts';
 import { startSmtpDoor, type SmtpDoor, type SmtpDoorOptions } from '../../src/ingress/smtp.ts';
@@ -140,7 +142,7 @@ describe('SMTP door: the delivery promise', () => {
     expect(sink.messages.map((m) => m.to)).toEqual([['bob@test.local']]);
   });
 
-  it('answers 451 4.4.7 when the scan does not finish in time, and keeps serving', async () => {
+  it('answers 451 4.4.7 when the scan does not finish in time', async () => {
     const never = () => new Promise<Verdict>(() => {});
     const { door, sink } = await setup({ door: { scan: never, scanTimeoutMs: 200 } });
     const r = await smtpSend(door.port, { from: 'a@example.org', to: ['bob@test.local'], data: ham });
@@ -166,6 +168,56 @@ describe('SMTP door: the delivery promise', () => {
   });
 });
 
+describe('SMTP door: overload and limits', () => {
+  it('answers 451 4.3.2 when the classifier pool is full (EOVERLOAD)', async () => {
+    const config = testConfig();
+    const pipeline = createPipeline(config, {
+      log: () => {},
+      classifier: { classify: () => Promise.reject(new FilterError('EOVERLOAD', 'the pool queue is full')) },
+    });
+    cleanup.push(() => pipeline.close());
+    const { door, sink } = await setup({ config, door: { scan: (i) => pipeline.scan(i) } });
+    const r = await smtpSend(door.port, { from: 'a@example.org', to: ['bob@test.local'], data: ham });
+    expect(r).toEqual({ code: 451, text: expect.stringMatching(/^4\.3\.2 Filter overloaded.*EOVERLOAD: the pool queue is full/) });
+    expect(sink.messages).toHaveLength(0);
+  });
+
+  it('turns away connections past maxClients with a 421 (Postfix retries)', async () => {
+    const { door } = await setup({ config: testConfig({ maxClients: 1 }) });
+    const first = net.connect(door.port, '127.0.0.1');
+    cleanup.push(async () => void first.destroy());
+    await new Promise((r) => first.once('data', r));
+    const second = await new Promise<string>((resolve) => {
+      const s = net.connect(door.port, '127.0.0.1');
+      s.once('data', (d) => {
+        s.destroy();
+        resolve(d.toString());
+      });
+    });
+    expect(second).toMatch(/^421 /);
+  });
+
+  it('forgets a transaction whose client vanishes mid-message (shutdown does not wait for it)', async () => {
+    const { door, sink } = await setup();
+    const s = net.connect(door.port, '127.0.0.1');
+    let seen = '';
+    s.on('data', (d) => (seen += d));
+    const waitFor = async (re: RegExp) => {
+      for (let i = 0; i < 200 && !re.test(seen); i++) await new Promise((r) => setTimeout(r, 10));
+    };
+    await waitFor(/^220 /m);
+    s.write('EHLO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<bob@test.local>\r\nDATA\r\n');
+    await waitFor(/^354 /m);
+    s.write('Subject: half\r\n\r\nonly the first part');
+    for (let i = 0; i < 100 && door.inFlight === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(door.inFlight).toBe(1);
+    s.destroy();
+    for (let i = 0; i < 100 && door.inFlight > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(door.inFlight).toBe(0);
+    expect(sink.messages).toHaveLength(0);
+  });
+});
+
 describe('SMTP door: XFORWARD', () => {
   it('scans with the forwarded client and passes XFORWARD on to the next hop', async () => {
     const { door, sink, seen } = await setup();
@@ -178,6 +230,21 @@ describe('SMTP door: XFORWARD', () => {
     expect(r.code).toBe(250);
     expect(seen[0].envelope).toMatchObject({ ip: '198.51.100.7', helo: 'client.example', queueId: '4ABC123', from: 'alice@example.org' });
     expect(sink.messages[0].xForward).toMatchObject({ ADDR: '198.51.100.7', HELO: 'client.example', IDENT: '4ABC123', NAME: 'client.example' });
+  });
+});
+
+describe('SMTP door: XFORWARD from an untrusted peer', () => {
+  it('is refused (it could be forged to dodge IP rules); mail without it still flows', async () => {
+    const config = testConfig();
+    config.trustedRelays = ['192.0.2.0/24'];
+    const { door, seen } = await setup({ config });
+    const refused = await smtpSend(door.port, { from: 'a@example.org', to: ['bob@test.local'], data: ham, xforward: 'XFORWARD ADDR=198.51.100.7 HELO=forged.example' });
+    expect(refused.code).toBeGreaterThanOrEqual(500);
+    expect(seen).toHaveLength(0);
+    const r = await smtpSend(door.port, { from: 'a@example.org', to: ['bob@test.local'], data: ham });
+    expect(r.code).toBe(250);
+    expect(seen[0].envelope?.ip).toMatch(/127\.0\.0\.1$/);
+    expect(seen[0].envelope?.helo).toBe('client.test');
   });
 });
 
