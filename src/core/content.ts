@@ -44,7 +44,8 @@ export function decodeEntities(s: string): string {
   });
 }
 
-const HIDDEN_STYLE = /display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*[01](?:\.\d+)?(?:px|pt)?\s*(?:;|$|!)|opacity\s*:\s*0(?:\.0+)?\s*(?:;|$)|max-height\s*:\s*0|color\s*:\s*(?:#fff(?:fff)?|white)\b[^"']*background(?:-color)?\s*:\s*(?:#fff(?:fff)?|white)\b/i;
+const HIDDEN_STYLE =
+  /display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*[01](?:\.\d+)?(?:px|pt)?\s*(?:[;"'!]|$)|opacity\s*:\s*0(?:\.0+)?\s*(?:[;"'!]|$)|max-height\s*:\s*0(?:px)?\s*(?:[;"'!]|$)|color\s*:\s*(?:#fff(?:fff)?|white)\b[^"']*background(?:-color)?\s*:\s*(?:#fff(?:fff)?|white)\b/i;
 
 interface Html {
   text: string;
@@ -53,38 +54,126 @@ interface Html {
   images: number;
 }
 
-/** Renders HTML to its visible text with regular expressions: enough for tokens and rules, bounded in time. */
+// Tags that sit inside words ("fr<b>ee</b>" is one word to a reader); any other tag separates words.
+const INLINE = new Set(['a', 'b', 'i', 'u', 's', 'span', 'font', 'strong', 'em', 'small', 'big', 'sup', 'sub', 'abbr', 'mark', 'wbr']);
+const SKIP_CONTENT = new Set(['script', 'style', 'title', 'head', 'xml', 'template']);
+const VOID = new Set(['br', 'img', 'hr', 'meta', 'link', 'input', 'col', 'area', 'base', 'wbr', 'source']);
+
+/**
+ * Renders HTML to its visible text in one forward pass (no backtracking regular expressions over the
+ * whole document, so hostile markup stays linear): skips comments, scripts and styles, collects
+ * links with their text, counts images, and counts letters inside invisible elements.
+ */
 export function htmlToText(html: string): Html {
-  let h = html;
-  if (h.length > limits.maxTextBytes) h = h.slice(0, limits.maxTextBytes);
-  h = h.replace(/<!--[\s\S]*?(?:-->|$)/g, ' ').replace(/<(script|style|head|title)\b[\s\S]*?(?:<\/\1\s*>|$)/gi, ' ');
-  let hiddenChars = 0;
-  if (/display|visibility|font-size|opacity|max-height|color/i.test(h)) {
-    const re = /<(\w+)\b[^>]{0,500}?\bstyle\s*=\s*("[^"]{0,2000}"|'[^']{0,2000}')[^>]{0,500}>/gi;
-    let m: RegExpExecArray | null;
-    let guard = 0;
-    const lower = h.toLowerCase();
-    while ((m = re.exec(h)) !== null && guard++ < 2000) {
-      if (!HIDDEN_STYLE.test(m[2] as string)) continue;
-      const close = lower.indexOf(`</${(m[1] as string).toLowerCase()}`, re.lastIndex);
-      const inner = h.slice(re.lastIndex, close < 0 ? re.lastIndex + 2000 : Math.min(close, re.lastIndex + 5000));
-      hiddenChars += inner.replace(/<[^>]{0,2000}>/g, '').replace(/[^\p{L}]/gu, '').length;
-    }
-  }
+  const h = html.length > limits.maxHtmlChars ? html.slice(0, limits.maxHtmlChars) : html;
+  const n = h.length;
+  const out: string[] = [];
   const links: Link[] = [];
-  const aRe = /<a\b([^>]{0,2000})>([\s\S]{0,2000}?)<\/a\s*>/gi;
-  let m: RegExpExecArray | null;
-  while ((m = aRe.exec(h)) !== null && links.length < limits.maxUrls) {
-    const hm = /\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))/i.exec(m[1] as string);
-    if (!hm) continue;
-    const href = decodeEntities((hm[1] ?? hm[2] ?? hm[3] ?? '').trim());
-    const text = decodeEntities((m[2] as string).replace(/<[^>]{0,2000}>/g, ' ')).replace(/\s+/g, ' ').trim();
-    links.push({ href, host: hostOf(href), text });
-  }
   let images = 0;
-  for (const _ of h.matchAll(/<img\b/gi)) if (++images > 100) break;
-  const text = decodeEntities(h.replace(/<(?:br|p|div|tr|li|h\d)\b[^>]{0,2000}>/gi, '\n').replace(/<[^>]{0,2000}>/g, ' '));
-  return { text, links, hiddenChars, images };
+  let hiddenChars = 0;
+  const hidden: { name: string; nest: number }[] = [];
+  let link: { href: string; text: string[] } | null = null;
+  let i = 0;
+  const text = (chunk: string) => {
+    if (!chunk) return;
+    if (hidden.length > 0) {
+      for (let k = 0; k < chunk.length; k++) {
+        const c = chunk.charCodeAt(k);
+        if ((c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c >= 0xc0) hiddenChars++;
+      }
+      return;
+    }
+    out.push(chunk);
+    if (link && link.text.length < 50) link.text.push(chunk);
+  };
+  while (i < n) {
+    const lt = h.indexOf('<', i);
+    if (lt < 0) {
+      text(h.slice(i));
+      break;
+    }
+    text(h.slice(i, lt));
+    if (h.startsWith('<!--', lt)) {
+      const end = h.indexOf('-->', lt + 4);
+      i = end < 0 ? n : end + 3;
+      continue;
+    }
+    const gt = h.indexOf('>', lt + 1);
+    if (gt < 0 || gt - lt > 4000) {
+      // Not a tag after all: a lone "<" in text.
+      text('<');
+      i = lt + 1;
+      continue;
+    }
+    i = gt + 1;
+    const closing = h.charCodeAt(lt + 1) === 47;
+    let e = lt + (closing ? 2 : 1);
+    const nameStart = e;
+    while (e < gt) {
+      const c = h.charCodeAt(e) | 0x20;
+      if ((c >= 97 && c <= 122) || (c >= 48 && c <= 57 && e > nameStart)) e++;
+      else break;
+    }
+    const name = h.slice(nameStart, e).toLowerCase();
+    if (!name) continue;
+    if (closing) {
+      const top = hidden[hidden.length - 1];
+      if (top && top.name === name) {
+        if (top.nest > 0) top.nest--;
+        else hidden.pop();
+      }
+      if (name === 'a' && link) {
+        const t = decodeEntities(link.text.join('')).replace(/\s+/g, ' ').trim();
+        links.push({ href: link.href, host: hostOf(link.href), text: t });
+        link = null;
+      }
+      if (!INLINE.has(name)) out.push('\n');
+      continue;
+    }
+    if (SKIP_CONTENT.has(name) && h.charCodeAt(gt - 1) !== 47) {
+      const end = indexOfCloseTag(h, name, gt + 1);
+      // A <head> left open would hide the whole body: only skip when its end tag is there.
+      if (end >= 0) i = end;
+      else if (name !== 'head') i = n;
+      continue;
+    }
+    const attrs = e < gt ? h.slice(e, gt) : '';
+    if (name === 'img') {
+      images++;
+      continue;
+    }
+    if (!INLINE.has(name)) out.push(name === 'br' || name === 'p' || name === 'div' || name === 'tr' || name === 'li' ? '\n' : ' ');
+    if (attrs) {
+      const top = hidden[hidden.length - 1];
+      if (top && top.name === name && !VOID.has(name)) top.nest++;
+      else if (!VOID.has(name) && isHidden(attrs)) {
+        hidden.push({ name, nest: 0 });
+      }
+      if (name === 'a' && links.length < limits.maxUrls) {
+        const hm = /\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))/i.exec(attrs);
+        if (hm) {
+          if (link) links.push({ href: link.href, host: hostOf(link.href), text: decodeEntities(link.text.join('')).trim() });
+          link = { href: decodeEntities((hm[1] ?? hm[2] ?? hm[3] ?? '').trim()), text: [] };
+        }
+      }
+    } else if (hidden.length > 0 && hidden[hidden.length - 1]!.name === name && !VOID.has(name)) hidden[hidden.length - 1]!.nest++;
+  }
+  if (link) links.push({ href: link.href, host: hostOf(link.href), text: decodeEntities(link.text.join('')).trim() });
+  return { text: decodeEntities(out.join('')), links, hiddenChars, images };
+}
+
+/** An element the reader cannot see: the hidden attribute or an invisible style. */
+function isHidden(attrs: string): boolean {
+  if (/(?:^|\s)hidden(?:\s|=|\/|$)/i.test(attrs)) return true;
+  return attrs.length < 3000 && /style\s*=/i.test(attrs) && HIDDEN_STYLE.test(attrs);
+}
+
+/** Index just past the end tag </name ...>, case-insensitive, or -1. */
+function indexOfCloseTag(h: string, name: string, from: number): number {
+  const re = new RegExp(`</${name}\\s*>`, 'gi');
+  re.lastIndex = from;
+  const m = re.exec(h);
+  return m ? m.index + m[0].length : -1;
 }
 
 /** Host of a URL, lower-cased, without credentials or port; '' when none. */
@@ -105,6 +194,9 @@ export function baseDomain(host: string): string {
   const take = (labels[n - 1] as string).length === 2 && TWO_LEVEL.test(labels[n - 2] as string) ? 3 : 2;
   return labels.slice(n - take).join('.');
 }
+
+// A domain shown as link text, starting a word: "www.bank.com", "https://bank.com/login".
+const SHOWN_DOMAIN = /(?:^|[\s(<\[])(?:https?:\/\/)?([a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63}){1,6})(?=[/\s)>\]]|$)/i;
 
 const URL_RE = /\b(?:https?:\/\/|www\.)[^\s<>"'()[\]{}]{2,2000}/gi;
 
@@ -136,11 +228,11 @@ export function analyse(parsed: ParsedMessage): Content {
   }
   const mismatched: Link[] = [];
   for (const l of links) {
-    if (!l.text || !l.host) continue;
-    const shown = /(?:https?:\/\/)?((?:[a-z0-9-]+\.)+[a-z]{2,})(?:[/\s]|$)/i.exec(l.text);
+    if (!l.text || !l.host || !l.text.includes('.')) continue;
+    const shown = SHOWN_DOMAIN.exec(l.text.length > 300 ? l.text.slice(0, 300) : l.text);
     if (!shown) continue;
     const shownHost = (shown[1] as string).toLowerCase();
-    if (baseDomain(shownHost) !== baseDomain(l.host)) mismatched.push(l);
+    if (/\.[a-z]{2,}$/.test(shownHost) && baseDomain(shownHost) !== baseDomain(l.host)) mismatched.push(l);
   }
   return { subject: parsed.subject, text, links, hiddenChars, images, hasPlain, hasHtml, mismatched, parsed };
 }

@@ -99,6 +99,10 @@ export const limits = {
   httpKeepAliveTimeoutMs: 5_000,
   /** On shutdown, in-flight HTTP requests get this long before their connections are cut, ms (> scanTimeoutMs). */
   httpDrainTimeoutMs: 15_000,
+  /** HTML rendered to text per part, chars: spam shows its hand early; 1 MB HTML bodies stay cheap. */
+  maxHtmlChars: 256 * 1024,
+  /** Visible text tokenized per message, chars: later text adds little evidence and costs time. */
+  maxTokenTextChars: 64 * 1024,
 } as const;
 
 export type Limits = typeof limits;

@@ -21,7 +21,11 @@ export const defaultTokenOptions: TokenOptions = { bigrams: false, headers: true
 function hash(prefix: number, s: string): number {
   let h = Math.imul(0x811c9dc5 ^ prefix, 0x01000193);
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  // A final avalanche so that the low bits used as the table index are well mixed.
+  return finish(h);
+}
+
+/** A final avalanche so that the low bits used as the table index are well mixed. */
+function finish(h: number): number {
   h ^= h >>> 15;
   h = Math.imul(h, 0x2c1b3c6d);
   h ^= h >>> 12;
@@ -35,13 +39,42 @@ const P = {
   defect: 16, received: 17, messageIdDomain: 18, longWord: 19, toCount: 20, shape: 21,
 } as const;
 
+/**
+ * The distinct feature hashes of one message: an open-addressing set over a table reused between
+ * messages (generation stamps instead of clearing), so tokenizing allocates almost nothing.
+ */
+const SLOTS = 1 << 16; // > 3 x limits.maxTokens: probes stay short
+const keys = new Uint32Array(SLOTS);
+const stamps = new Uint32Array(SLOTS);
+let generation = 0;
+
 class Sink {
-  readonly set = new Set<number>();
+  readonly list: number[] = [];
+  private readonly gen: number;
+  constructor() {
+    generation = (generation + 1) >>> 0;
+    if (generation === 0) {
+      stamps.fill(0);
+      generation = 1;
+    }
+    this.gen = generation;
+  }
   add(prefix: number, s: string): void {
-    if (this.set.size < limits.maxTokens) this.set.add(hash(prefix, s));
+    this.addHash(hash(prefix, s));
+  }
+  addHash(h: number): void {
+    if (this.list.length >= limits.maxTokens) return;
+    let slot = h & (SLOTS - 1);
+    while (stamps[slot] === this.gen) {
+      if (keys[slot] === h) return;
+      slot = (slot + 1) & (SLOTS - 1);
+    }
+    stamps[slot] = this.gen;
+    keys[slot] = h;
+    this.list.push(h);
   }
   get full(): boolean {
-    return this.set.size >= limits.maxTokens;
+    return this.list.length >= limits.maxTokens;
   }
 }
 
@@ -49,34 +82,39 @@ function isWordChar(c: number): boolean {
   return (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 36 || (c >= 0xc0 && c !== 0xd7 && c !== 0xf7 && !(c >= 0x2000 && c <= 0x2bff) && !(c >= 0x3000 && c <= 0x303f) && c !== 0xfeff);
 }
 
-/** Splits lower-cased text into words; long runs (CJK sentences, base64 junk) become a shape token. */
+/**
+ * Splits text into lower-cased words, hashing as it goes (no substring per word). Long runs (CJK
+ * sentences, base64 junk) become one shape token each.
+ */
 function words(text: string, sink: Sink, uni: number, pair: number | 0): void {
-  const s = text.length > limits.maxTextBytes ? text.slice(0, limits.maxTextBytes).toLowerCase() : text.toLowerCase();
-  let prev = '';
+  const s = (text.length > limits.maxTokenTextChars ? text.slice(0, limits.maxTokenTextChars) : text).toLowerCase();
+  const seed = Math.imul(0x811c9dc5 ^ uni, 0x01000193);
+  let prev = 0;
   let i = 0;
   const n = s.length;
   while (i < n && !sink.full) {
     while (i < n && !isWordChar(s.charCodeAt(i))) i++;
     const start = i;
+    let h = seed;
     while (i < n) {
       const c = s.charCodeAt(i);
-      if (isWordChar(c)) i++;
       // Keep inner apostrophes, dots and hyphens (don't, u.s.a, e-mail, 3.5).
-      else if ((c === 39 || c === 46 || c === 45 || c === 0x2019) && i + 1 < n && isWordChar(s.charCodeAt(i + 1))) i++;
-      else break;
+      if (isWordChar(c) || ((c === 39 || c === 46 || c === 45 || c === 0x2019) && i + 1 < n && isWordChar(s.charCodeAt(i + 1)))) {
+        h = Math.imul(h ^ c, 0x01000193);
+        i++;
+      } else break;
     }
     const len = i - start;
     if (len === 0) continue;
     if (len > 20) {
       sink.add(P.longWord, `${s.charCodeAt(start) < 128 ? 'a' : 'u'}${Math.min(len >> 3, 12)}`);
-      prev = '';
+      prev = 0;
       continue;
     }
     if (len === 1 && s.charCodeAt(start) < 0x2e80) continue;
-    const w = s.slice(start, i);
-    sink.add(uni, w);
-    if (pair && prev) sink.add(pair, prev + ' ' + w);
-    prev = w;
+    sink.addHash(finish(h));
+    if (pair && prev) sink.addHash(finish(Math.imul(Math.imul(prev ^ pair, 0x01000193) ^ h, 0x01000193)));
+    prev = h;
   }
 }
 
@@ -93,11 +131,11 @@ export function features(c: Content, opts: TokenOptions = defaultTokenOptions): 
   words(c.subject, sink, P.subject, pair ? P.subjectPair : 0);
   if (!c.subject.trim()) sink.add(P.shape, 'no-subject');
   words(c.text, sink, P.body, pair ? P.bodyPair : 0);
-  for (const l of c.links) {
-    if (sink.full) break;
-    if (!l.host) continue;
-    sink.add(P.urlHost, l.host);
-    sink.add(P.urlBase, baseDomain(l.host));
+  const hosts = new Set<string>();
+  for (const l of c.links) if (l.host) hosts.add(l.host);
+  for (const host of hosts) {
+    sink.add(P.urlHost, host);
+    sink.add(P.urlBase, baseDomain(host));
   }
   if (c.hasHtml && !c.hasPlain) sink.add(P.shape, 'html-only');
   if (c.hiddenChars > 0) sink.add(P.shape, 'hidden');
@@ -105,7 +143,7 @@ export function features(c: Content, opts: TokenOptions = defaultTokenOptions): 
   sink.add(P.shape, `links${Math.min(c.links.length, 20) >> 2}`);
   sink.add(P.shape, `images${Math.min(c.images, 10)}`);
   if (opts.headers) headerFeatures(c, sink, opts);
-  return Uint32Array.from(sink.set);
+  return Uint32Array.from(sink.list);
 }
 
 function headerFeatures(c: Content, sink: Sink, opts: TokenOptions): void {
