@@ -23,3 +23,13 @@ export function verdictRoutes(store: Pick<VerdictStore, 'query'>): Hono {
   });
   return app;
 }
+
+/** The store's line in /v1/health: unhealthy while verdicts cannot be written (mail still flows). */
+export function storeHealth(store: Pick<VerdictStore, 'stats' | 'file'>): { name: string; ok: boolean; detail: Record<string, unknown> } {
+  const s = store.stats();
+  return {
+    name: 'store',
+    ok: s.writable,
+    detail: { file: store.file, queued: s.queued, written: s.written, dropped: s.dropped, failedBatches: s.failedBatches, lastError: s.lastError },
+  };
+}

@@ -101,11 +101,18 @@ export async function openStore(options: StoreOptions): Promise<VerdictStore> {
   const worker = new Worker(workerFile(), { workerData: data });
   const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
 
+  let workerError: FilterError | null = null;
+  let stopped = false;
+
   // Requests to the writer thread, answered in order.
   let nextId = 1;
   const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: FilterError) => void }>();
   const request = <T>(req: WriterCommand): Promise<T> =>
     new Promise<T>((resolve, reject) => {
+      if (stopped) {
+        reject(workerError ?? new FilterError('ESTORE', `verdict log ${file} is closed`, { file }));
+        return;
+      }
       const id = nextId++;
       waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
       worker.postMessage({ ...req, id } satisfies WriterRequest);
@@ -121,7 +128,6 @@ export async function openStore(options: StoreOptions): Promise<VerdictStore> {
     if (msg.ok) w.resolve(msg.value);
     else w.reject(fromWire(msg.error));
   });
-  let workerError: FilterError | null = null;
   worker.on('error', (e) => {
     workerError = new FilterError('ESTORE', `verdict log ${file}: the writer thread failed: ${e.message}`, { file }, { cause: e });
     stats.writable = false;
@@ -129,7 +135,6 @@ export async function openStore(options: StoreOptions): Promise<VerdictStore> {
     log(`ESTORE: ${workerError.message}`);
     ready({ applied: [], error: workerError });
   });
-  let stopped = false;
   worker.on('exit', () => {
     stopped = true;
     const err = workerError ?? new FilterError('ESTORE', `verdict log ${file}: the writer thread has stopped`, { file });
