@@ -26,8 +26,8 @@ const codeOf = async (p: Promise<unknown>): Promise<unknown> =>
 describe('resolver', () => {
   it('answers in the shapes of dns.resolve, and caches positive and negative answers', async () => {
     const caches = createCaches(defaultConfig().cache);
-    const dns = createDns({ resolve: wireResolver([zone.address], 1_000), lookupTimeoutMs: 1_000, cache: () => caches.domain, now });
-    const lookup = dns.forMessage(now() + 2_000);
+    const dns = createDns({ resolve: wireResolver([zone.address], 5_000), lookupTimeoutMs: 5_000, cache: () => caches.domain, now });
+    const lookup = dns.forMessage(now() + 20_000);
     expect(await lookup('a.example.com', 'TXT')).toEqual([['v=spf1 -all']]);
     expect(await lookup('a.example.com', 'A')).toEqual(['192.0.2.1']);
     expect(await lookup('a.example.com', 'MX')).toEqual([{ exchange: 'mx.a.example.com', priority: 10 }]);
