@@ -170,24 +170,27 @@ export function createReinjector(options: ReinjectOptions): Reinjector {
   };
 
   const release = (p: Pooled) => {
-    if (p.broken || p.sent >= perConnection || closing) {
-      if (!p.broken && (p.sent >= perConnection || closing)) {
-        open--;
-        p.conn.quit();
-      } else if (p.broken) discard(p);
+    const keep = !p.broken && !closing && p.sent < perConnection;
+    if (keep) {
       const next = waiting.shift();
-      if (next && !closing) {
-        open++;
-        connect().then(next, (e: Error) => {
-          open--;
-          next(e);
-        });
-      }
+      if (next) next(p);
+      else idle.push(p);
       return;
     }
-    const next = waiting.shift();
-    if (next) next(p);
-    else idle.push(p);
+    if (p.broken) discard(p);
+    else {
+      open--;
+      p.conn.quit();
+    }
+    // The slot is free again: a sender waiting for a connection gets a fresh one.
+    const next = closing ? undefined : waiting.shift();
+    if (next) {
+      open++;
+      connect().then(next, (e: Error) => {
+        open--;
+        next(e);
+      });
+    }
   };
 
   const forward = (p: Pooled, f: Forwarded): Promise<void> =>
