@@ -115,7 +115,7 @@ function cpuSeconds(pid) {
 async function load(messages, total, connections, seq) {
   const lat = [];
   let next = 0;
-  let failed = 0;
+  const codes = { 250: 0, 550: 0, other: 0 };
   const one = async () => {
     const conn = new SMTPConnection({ host: '127.0.0.1', port: FILTER_PORT, ignoreTLS: true, allowInternalNetworkInterfaces: true, socketTimeout: 60_000 });
     await new Promise((res, rej) => (conn.once('error', rej), conn.connect(() => res())));
@@ -126,7 +126,10 @@ async function load(messages, total, connections, seq) {
       const t = process.hrtime.bigint();
       await new Promise((res) =>
         conn.send({ from: 'bench@example.org', to: ['rcpt@example.net'] }, raw, (e) => {
-          if (e) failed++;
+          // 550 is a verdict (reject), not a failure; anything else that is not 250 is one.
+          const code = e ? e.responseCode : 250;
+          if (code === 250 || code === 550) codes[code]++;
+          else codes.other++;
           res();
         }),
       );
@@ -139,7 +142,7 @@ async function load(messages, total, connections, seq) {
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   lat.sort((a, b) => a - b);
   const q = (p) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))];
-  return { rate: total / secs, secs, failed, p50: q(0.5), p99: q(0.99) };
+  return { rate: total / secs, secs, codes, p50: q(0.5), p99: q(0.99) };
 }
 
 // ---- main --------------------------------------------------------------------------------------------
@@ -175,8 +178,10 @@ try {
           'filter cores': +cores.toFixed(2),
           // CPU the filter process spent per message: steadier than msg/s on a shared machine.
           'filter CPU ms/msg': +((cores * r.secs * 1000) / perRun).toFixed(3),
-          delivered,
-          failed: r.failed,
+          '250': r.codes[250],
+          '550': r.codes[550],
+          'other replies': r.codes.other,
+          'sink got': delivered,
         });
       }
     } finally {
