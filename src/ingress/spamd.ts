@@ -81,7 +81,7 @@ export async function startSpamdServer(options: SpamdOptions): Promise<SpamdDoor
     ...options,
   };
   const sockets = new Set<Socket>();
-  const server: Server = createServer({ allowHalfOpen: true }, (socket) => {
+  const server: Server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     const conn = new Connection(socket, opts);
