@@ -59,7 +59,7 @@ describe.skipIf(unavailable !== null)(`Postfix after-queue content filter${unava
     // Postfix logged the filter's 250, which carries the re-injection's own "queued as".
     expect(pf.log()).toMatch(/relay=127\.0\.0\.1\[127\.0\.0\.1\]:12503, .*status=sent \(250 2\.0\.0 Ok: (ham|spam) .*queued as/);
     await filter.stop();
-  });
+  }, 90_000);
 
   it('rejects spam when the config says so: Postfix bounces it with our 5.7.1 and it is not delivered', async () => {
     filter = await startFilter({ port: FILTER, nextHop: REINJECT, dir, config: config('reject', 'thresholds:\n  required: 5\n  reject: 7\n') });
@@ -73,7 +73,7 @@ describe.skipIf(unavailable !== null)(`Postfix after-queue content filter${unava
     expect(bounce).toMatch(/550 5\.7\.1 Message rejected as spam/);
     expect(byId('carol@test.local', 'spam-2@example.org')).toBeUndefined();
     await filter.stop();
-  });
+  }, 90_000);
 
   it('defers mail while the filter is down and delivers it once the filter is back', async () => {
     filter = undefined;
@@ -88,5 +88,5 @@ describe.skipIf(unavailable !== null)(`Postfix after-queue content filter${unava
     await waitFor('late-1 in dave@test.local', () => byId('dave@test.local', 'late-1@example.org') !== undefined, 30_000);
     expect(header(byId('dave@test.local', 'late-1@example.org')?.text as string, 'X-Spam-Flag')).toBe('NO');
     await waitFor('an empty queue', () => pf.queued() === 0, 15_000);
-  });
+  }, 90_000);
 });
