@@ -10,6 +10,7 @@ import { FilterError } from '../../src/core/errors.ts';
 import type { ScanInput } from '../../src/core/scan.ts';
 import type { Verdict } from '../../src/core/verdict.ts';
 import { startSmtpDoor, type SmtpDoor, type SmtpDoorOptions } from '../../src/ingress/smtp.ts';
+import { createReinjector } from '../../src/ingress/smtp/reinject.ts';
 import { root } from '../helpers/env.ts';
 import { type Sink, type SinkOptions, smtpSend, startSink } from '../helpers/smtp.ts';
 
@@ -131,6 +132,16 @@ describe('SMTP door: the delivery promise', () => {
     expect(r.code).toBe(451);
     expect(r.text).toContain(String(code));
     expect(sink.messages).toHaveLength(0);
+  });
+
+  it('answers 451 4.4.1 when the next hop is too slow to answer the data', async () => {
+    const sink = await startSink({ delayMs: 2_000 });
+    cleanup.push(() => sink.close());
+    const reinjector = createReinjector({ host: '127.0.0.1', port: sink.port, timeoutMs: 300 });
+    const { door } = await setup({ door: { reinjector } });
+    const r = await smtpSend(door.port, { from: 'a@example.org', to: ['bob@test.local'], data: ham });
+    expect(r.code).toBe(451);
+    expect(r.text).toMatch(/^4\.4\.1 .*ENEXTHOP/);
   });
 
   it('answers 451 when the next hop accepts only some recipients (the whole message is retried)', async () => {
