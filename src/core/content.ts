@@ -74,6 +74,9 @@ export function htmlToText(html: string): Html {
   const hidden: { name: string; nest: number }[] = [];
   let link: { href: string; text: string[] } | null = null;
   let i = 0;
+  let nextGt = -1;
+  // End tags searched for and not found: a thousand unclosed <head>s must not search a thousand times.
+  const noClose = new Set<string>();
   const text = (chunk: string) => {
     if (!chunk) return;
     if (hidden.length > 0) {
@@ -98,8 +101,14 @@ export function htmlToText(html: string): Html {
       i = end < 0 ? n : end + 3;
       continue;
     }
-    const gt = h.indexOf('>', lt + 1);
-    if (gt < 0 || gt - lt > 4000) {
+    // Remembered: a run of lone "<" before one far ">" must not search for it again each time.
+    if (nextGt <= lt) nextGt = h.indexOf('>', lt + 1);
+    const gt = nextGt;
+    if (gt < 0) {
+      text(h.slice(lt));
+      break;
+    }
+    if (gt - lt > 4000) {
       // Not a tag after all: a lone "<" in text.
       text('<');
       i = lt + 1;
@@ -131,7 +140,8 @@ export function htmlToText(html: string): Html {
       continue;
     }
     if (SKIP_CONTENT.has(name) && h.charCodeAt(gt - 1) !== 47) {
-      const end = indexOfCloseTag(h, name, gt + 1);
+      const end = noClose.has(name) ? -1 : indexOfCloseTag(h, name, gt + 1);
+      if (end < 0) noClose.add(name);
       // A <head> left open would hide the whole body: only skip when its end tag is there.
       if (end >= 0) i = end;
       else if (name !== 'head') i = n;

@@ -233,6 +233,21 @@ function splitHead(s: string, start: number, end: number): [number, number] {
   }
 }
 
+/**
+ * Next delimiter line: "--boundary" at the start of a line, followed by "--", white space or the line
+ * end (so boundary "b1" does not match "--b10").
+ */
+function findDelimiter(s: string, delim: string, from: number, end: number): number {
+  let pos = s.indexOf(delim, from);
+  while (pos >= 0 && pos < end) {
+    const c = s.charCodeAt(pos + delim.length);
+    const startsLine = pos === 0 || s.charCodeAt(pos - 1) === 10;
+    if (startsLine && (c === 13 || c === 10 || c === 32 || c === 9 || Number.isNaN(c) || (c === 45 && s.charCodeAt(pos + delim.length + 1) === 45))) return pos;
+    pos = s.indexOf(delim, pos + delim.length);
+  }
+  return -1;
+}
+
 function parsePart(ctx: Ctx, start: number, end: number, depth: number, defaultType: string): void {
   const { msg, s } = ctx;
   if (msg.partCount >= limits.maxMimeParts) {
@@ -260,20 +275,15 @@ function parsePart(ctx: Ctx, start: number, end: number, depth: number, defaultT
     }
     const sub = type === 'multipart/digest' ? 'message/rfc822' : 'text/plain';
     const delim = '--' + boundary;
-    let pos = s.indexOf(delim, bStart);
-    while (pos >= 0 && pos < end) {
-      // A delimiter must start a line.
-      if (pos > 0 && s.charCodeAt(pos - 1) !== 10) {
-        pos = s.indexOf(delim, pos + delim.length);
-        continue;
-      }
+    const find = (from: number) => findDelimiter(s, delim, from, end);
+    let pos = find(bStart);
+    while (pos >= 0) {
       const after = pos + delim.length;
       if (s.startsWith('--', after)) return;
       const lineEnd = s.indexOf('\n', after);
       if (lineEnd < 0 || lineEnd >= end) return;
       const partStart = lineEnd + 1;
-      let next = s.indexOf(delim, partStart);
-      while (next >= 0 && next < end && s.charCodeAt(next - 1) !== 10) next = s.indexOf(delim, next + delim.length);
+      const next = find(partStart);
       const partEnd = next < 0 || next >= end ? end : next;
       // The line break before the delimiter belongs to the delimiter.
       let pe = partEnd;
