@@ -59,15 +59,23 @@ export interface Door {
 async function startHttpDoor(deps: DoorDeps): Promise<Door> {
   const { config, pipeline, runtime, store } = deps;
   const metrics = processMetrics();
-  metrics.bind({ caches: pipeline.env.caches, logQueueDepth: store && (() => store.stats().queued) });
+  const pool = runtime.pool;
+  metrics.bind({
+    caches: pipeline.env.caches,
+    poolQueueDepth: pool && (() => pool.stats().queued),
+    logQueueDepth: store && (() => store.stats().queued),
+  });
   pipeline.onVerdict((v) => metrics.observe(v));
+  const poolHealth = () => {
+    if (!pool) return { name: 'pool', ok: true, detail: { classifier: 'off (rules only)' } };
+    const s = pool.stats();
+    // A full queue is "not ready": a balancer should send new mail elsewhere until it drains.
+    return { name: 'pool', ok: s.queued < config.pool.queueLength, detail: { classifier: 'running', ...s } };
+  };
   const app = createHttpApp({
     config,
     scan: (input) => pipeline.scan(input),
-    health: () => [
-      { name: 'pool', ok: true, detail: { classifier: runtime.classifier ? 'running' : 'off (rules only)' } },
-      ...(store ? [storeHealth(store)] : []),
-    ],
+    health: () => [poolHealth(), ...(store ? [storeHealth(store)] : [])],
     metrics,
     mounts: store ? [{ path: '/', app: verdictRoutes(store) }] : [],
     log: deps.log,

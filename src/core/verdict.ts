@@ -48,8 +48,27 @@ export function roundScore(n: number): number {
   return Math.round(n * 100) / 100;
 }
 
-/** The verdict as the outside world sees it (DESIGN.md): no internal timings or quick-look facts. */
-export function publicVerdict(v: Verdict): Omit<Verdict, 'stages' | 'sender' | 'recipients' | 'subject' | 'relayIp'> {
-  const { stages: _stages, sender: _s, recipients: _r, subject: _sub, relayIp: _ip, ...rest } = v;
-  return rest;
+export type PublicVerdict = Omit<Verdict, 'stages' | 'sender' | 'recipients' | 'subject' | 'relayIp'>;
+
+/**
+ * The verdict as the outside world sees it (DESIGN.md), fields in DESIGN's order. An allow-list, so a
+ * field added to Verdict for internal use never leaks into the doors' answers by accident.
+ */
+export function publicVerdict(v: Verdict): PublicVerdict {
+  const out: PublicVerdict = {
+    action: v.action,
+    score: v.score,
+    required: v.required,
+    spam: v.spam,
+    symbols: v.symbols,
+    source: v.source,
+    elapsedMs: v.elapsedMs,
+    messageId: v.messageId,
+  };
+  if (v.queueId !== undefined) out.queueId = v.queueId;
+  if (v.reason !== undefined) out.reason = v.reason;
+  if (v.errorCode !== undefined) out.errorCode = v.errorCode;
+  if (v.country !== undefined) out.country = v.country;
+  if (v.authResults !== undefined) out.authResults = v.authResults;
+  return out;
 }

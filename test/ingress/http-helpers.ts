@@ -1,6 +1,6 @@
 // Starts the built CLI's `serve` as a real process on port 0 and reads the bound address from its log.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { root } from '../helpers/env.ts';
@@ -49,6 +49,9 @@ export async function startServe(args: string[] = [], env: Record<string, string
   return { child, address, port: Number(address.split(':').pop()), dir, log: () => stderr, exited };
 }
 
+/** `serve` flags for a rules-only run (no model file), so the expected scores are the rules' own. */
+export const RULES_ONLY = ['--model', path.join(os.tmpdir(), 'atlas-no-such.model')];
+
 /** Stops a serve process that a failed test left running (bounded: SIGKILL after 10 s). */
 export async function stopServe(p: ServeProcess | undefined): Promise<void> {
   if (!p || p.child.exitCode !== null || p.child.signalCode !== null) return;
@@ -56,4 +59,19 @@ export async function stopServe(p: ServeProcess | undefined): Promise<void> {
   const t = setTimeout(() => p.child.kill('SIGKILL'), 10_000);
   await p.exited;
   clearTimeout(t);
+}
+
+/** A small model trained by the real `learn` command: the rule fixtures as spam, the plain ham as ham. */
+export function trainModel(): { dir: string; model: string } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'atlas-http-model-'));
+  mkdirSync(path.join(dir, 'ham'));
+  copyFileSync(path.join(root, 'test/fixtures/ham-plain.eml'), path.join(dir, 'ham/1.eml'));
+  const model = path.join(dir, 'test.model');
+  const cli = path.join(root, 'dist/cli/index.js');
+  const r = spawnSync(process.execPath, [cli, 'learn', '--new', '-q', '--spam', path.join(root, 'test/fixtures/rules'), '--ham', path.join(dir, 'ham'), '--model', model], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  if (r.status !== 0) throw new Error(`learn failed (${r.status}): ${r.stderr}`);
+  return { dir, model };
 }

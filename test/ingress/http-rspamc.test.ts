@@ -4,14 +4,14 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { root } from '../helpers/env.ts';
-import { type ServeProcess, startServe, stopServe } from './http-helpers.ts';
+import { RULES_ONLY, type ServeProcess, startServe, stopServe } from './http-helpers.ts';
 
 const hasRspamc = spawnSync('rspamc', ['--help'], { encoding: 'utf8' }).status === 0;
 const fx = (name: string) => path.join(root, 'test/fixtures', name);
 
 let proc: ServeProcess | undefined;
 beforeAll(async () => {
-  if (hasRspamc) proc = await startServe();
+  if (hasRspamc) proc = await startServe(RULES_ONLY);
 });
 afterAll(async () => {
   await stopServe(proc);

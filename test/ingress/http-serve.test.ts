@@ -1,12 +1,12 @@
 // `atlas-email serve` as an operator runs it: a real process, the HTTP door on port 0, SIGTERM.
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fixture, root } from '../helpers/env.ts';
-import { type ServeProcess, startServe, stopServe } from './http-helpers.ts';
+import { RULES_ONLY, type ServeProcess, startServe, stopServe, trainModel } from './http-helpers.ts';
 
 let proc: ServeProcess | undefined;
 afterEach(async () => {
@@ -16,7 +16,7 @@ afterEach(async () => {
 
 describe('atlas-email serve (HTTP door)', () => {
   it('serves check, health and metrics, then exits 0 on SIGTERM', async () => {
-    proc = await startServe();
+    proc = await startServe(RULES_ONLY);
     const base = `http://${proc.address}`;
     expect(proc.address).toMatch(/^127\.0\.0\.1:\d+$/);
 
@@ -48,6 +48,51 @@ describe('atlas-email serve (HTTP door)', () => {
     expect(await proc.exited).toBe(0);
     expect(proc.log()).toMatch(/SIGTERM: stopping/);
     expect(proc.log()).toMatch(/stopped/);
+  });
+
+  it('with a model: classifies in the pool, answers repeats from the cache, reports the pool in health', async () => {
+    const { dir, model } = trainModel();
+
+    proc = await startServe(['--model', model]);
+    const base = `http://${proc.address}`;
+    const check = async () => (await fetch(`${base}/v1/check`, { method: 'POST', body: fixture('ham-plain.eml') })).json();
+    expect((await check()).source).toBe('classifier');
+    expect((await check()).source).toBe('cache');
+
+    const health = await (await fetch(`${base}/v1/health`)).json();
+    expect(health.checks.pool).toMatchObject({ ok: true, classifier: 'running', workers: expect.any(Number), queued: 0 });
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toMatch(/^atlas_verdicts_total\{action="\w+",source="cache"\} 1$/m);
+    expect(metrics).toMatch(/^atlas_pool_queue_depth 0$/m);
+    expect(metrics).toMatch(/^atlas_scan_stage_seconds_count\{stage="classify"\} [1-9]/m);
+  });
+
+  it('answers 503 with Retry-After when the real pool queue is full, and 200 to the rest', async () => {
+    const { dir, model } = trainModel();
+    writeFileSync(path.join(dir, 'config.yaml'), 'pool: { workers: 1, queueLength: 1 }\nauth: { enabled: false }\n');
+    proc = await startServe(['--model', model, '--config', path.join(dir, 'config.yaml')]);
+
+    // Unique bodies (no cache hits), all at once, each large enough to keep the one worker busy.
+    const filler = 'lorem ipsum dolor sit amet '.repeat(8000);
+    const base = Buffer.from(fixture('ham-plain.eml')).toString('latin1');
+    const replies = await Promise.all(
+      Array.from({ length: 120 }, (_, i) =>
+        fetch(`http://${proc!.address}/v1/check`, { method: 'POST', body: `${base}\n${filler}${i}\n` }).then(async (r) => ({
+          status: r.status,
+          retryAfter: r.headers.get('retry-after'),
+          body: await r.json(),
+        })),
+      ),
+    );
+    const refused = replies.filter((r) => r.status === 503);
+    expect(refused.length).toBeGreaterThan(0);
+    for (const r of refused) {
+      expect(r.retryAfter).toBe('1');
+      expect(r.body.error.code).toBe('EOVERLOAD');
+    }
+    for (const r of replies.filter((x) => x.status !== 503)) expect(r.status).toBe(200);
+    const metrics = await (await fetch(`http://${proc.address}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`^atlas_scan_failures_total\\{code="EOVERLOAD"\\} ${refused.length}$`, 'm'));
   });
 
   it('finishes a request that is in flight when SIGTERM arrives', async () => {
