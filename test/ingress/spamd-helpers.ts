@@ -49,9 +49,15 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(over: Partial<SpamdOptions> = {}): Promise<Harness> {
+/** A temporary folder holding the test rule set; the caller removes it. */
+export function testRulesDir(): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'atlas-spamd-'));
   writeFileSync(path.join(dir, 'test.yaml'), RULES);
+  return dir;
+}
+
+export async function startHarness(over: Partial<SpamdOptions> = {}): Promise<Harness> {
+  const dir = testRulesDir();
   const config = defaultConfig();
   config.rulesDir = dir;
   const pipeline = createPipeline(config, { log: () => {} });
