@@ -9,6 +9,7 @@ import { startSmtpDoor } from '../ingress/smtp.ts';
 import { startMilterServer } from '../ingress/milter.ts';
 import { startSpamdServer } from '../ingress/spamd.ts';
 import { processMetrics } from '../metrics/registry.ts';
+import { registerStoreMetrics } from '../store/metrics.ts';
 import { storeHealth, verdictRoutes } from '../store/routes.ts';
 import { openStore, type VerdictStore } from '../store/store.ts';
 import { EXIT, parseCommand } from './args.ts';
@@ -65,6 +66,7 @@ async function startHttpDoor(deps: DoorDeps): Promise<Door> {
     poolQueueDepth: pool && (() => pool.stats().queued),
     logQueueDepth: store && (() => store.stats().queued),
   });
+  if (store) registerStoreMetrics(metrics.registry, () => store.stats());
   pipeline.onVerdict((v) => metrics.observe(v));
   const poolHealth = () => {
     if (!pool) return { name: 'pool', ok: true, detail: { classifier: 'off (rules only)' } };

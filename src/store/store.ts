@@ -140,6 +140,8 @@ export async function openStore(options: StoreOptions): Promise<VerdictStore> {
     const err = workerError ?? new FilterError('ESTORE', `verdict log ${file}: the writer thread has stopped`, { file });
     for (const w of waiting.values()) w.reject(err);
     waiting.clear();
+    // Nothing will be written any more: whoever waits for a flush hears it now.
+    settleFlushers(err);
   });
 
   // The queue: full batches in order, the last one filling up. `held` is the batch being written or
@@ -258,6 +260,7 @@ export async function openStore(options: StoreOptions): Promise<VerdictStore> {
 
   const flush = (): Promise<void> => {
     if (done >= accepted) return Promise.resolve();
+    if (stopped) return Promise.reject(workerError ?? new FilterError('ESTORE', `verdict log ${file} is closed`, { file }));
     const p = new Promise<void>((resolve, reject) => flushers.push({ upTo: accepted, resolve, reject }));
     pump();
     return p;

@@ -8,7 +8,9 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Verdict } from '../../src/core/verdict.ts';
 import { defaultMigrationsDir } from '../../src/store/migrate.ts';
+import { toRow } from '../../src/store/row.ts';
 import { openStore, type StoreOptions, type VerdictStore } from '../../src/store/store.ts';
+import { LogWriter } from '../../src/store/writer.ts';
 import { scalar, tempDir, until, verdict } from './helpers.ts';
 
 const opened: VerdictStore[] = [];
@@ -109,6 +111,16 @@ describe('openStore', () => {
     expect(() => s.record(verdict())).not.toThrow();
     expect(s.stats()).toMatchObject({ dropped: 3, written: 0 });
     expect(logs.some((l) => /a verdict could not be queued/.test(l))).toBe(true);
+  });
+
+  it('applies retainDays when it starts (and hourly after)', async () => {
+    const file = path.join(tempDir(), 'atlas.db');
+    const writer = new LogWriter({ file });
+    writer.write([toRow(verdict({ subject: 'old' }), Date.now() - 3 * 86_400_000), toRow(verdict({ subject: 'new' }), Date.now())]);
+    writer.close();
+    const s = await store({ file, retainDays: 2 });
+    await until(() => rows(file) === 1, 'the 3-day-old verdict to be deleted');
+    expect((await s.query({})).rows.map((r) => r.subject)).toEqual(['new']);
   });
 
   it('refuses bad options with a RangeError naming them', async () => {
