@@ -14,6 +14,7 @@ import { storeHealth, verdictRoutes } from '../store/routes.ts';
 import { openStore, type VerdictStore } from '../store/store.ts';
 import { EXIT, parseCommand } from './args.ts';
 import { loadConfig } from './config-file.ts';
+import { createLearner } from './learner.ts';
 import { createPipeline, type Pipeline } from './pipeline.ts';
 import { createRuntime, type Runtime } from './runtime.ts';
 
@@ -68,6 +69,7 @@ async function startHttpDoor(deps: DoorDeps): Promise<Door> {
   });
   if (store) registerStoreMetrics(metrics.registry, () => store.stats());
   pipeline.onVerdict((v) => metrics.observe(v));
+  const learner = pool && createLearner({ modelFile: config.modelFile, pool, caches: pipeline.env.caches });
   const poolHealth = () => {
     if (!pool) return { name: 'pool', ok: true, detail: { classifier: 'off (rules only)' } };
     const s = pool.stats();
@@ -77,6 +79,7 @@ async function startHttpDoor(deps: DoorDeps): Promise<Door> {
   const app = createHttpApp({
     config,
     scan: (input) => pipeline.scan(input),
+    learn: learner && ((raw, label) => learner.learn(raw, label)),
     health: () => [poolHealth(), ...(store ? [storeHealth(store)] : [])],
     metrics,
     mounts: store ? [{ path: '/', app: verdictRoutes(store) }] : [],

@@ -22,7 +22,7 @@ export interface HttpAppDeps {
   config: Pick<Config, 'maxMessageBytes' | 'http' | 'thresholds' | 'smtp'>;
   scan(input: ScanInput): Promise<Verdict>;
   /** Trains the model on one message; absent when this process cannot learn (answers 503). */
-  learn?: (raw: Uint8Array, label: LearnLabel) => Promise<Record<string, unknown> | void>;
+  learn?: (raw: Uint8Array, label: LearnLabel) => Promise<object | void>;
   health?: () => HealthCheck[] | Promise<HealthCheck[]>;
   /** Prometheus exposition; absent on runtimes without a metrics registry (answers 404). */
   metrics?: { contentType: string; render(): Promise<string> };

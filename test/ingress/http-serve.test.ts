@@ -1,6 +1,6 @@
 // `atlas-email serve` as an operator runs it: a real process, the HTTP door on port 0, SIGTERM.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -53,7 +53,7 @@ describe('atlas-email serve (HTTP door)', () => {
   it('with a model: classifies in the pool, answers repeats from the cache, reports the pool in health', async () => {
     const { dir, model } = trainModel();
 
-    proc = await startServe(['--model', model]);
+    proc = await startServe(['--model', model], { ATLAS_API_TOKEN: 'test-token-123' });
     const base = `http://${proc.address}`;
     const check = async () => (await fetch(`${base}/v1/check`, { method: 'POST', body: fixture('ham-plain.eml') })).json();
     expect((await check()).source).toBe('classifier');
@@ -65,6 +65,20 @@ describe('atlas-email serve (HTTP door)', () => {
     expect(metrics).toMatch(/^atlas_verdicts_total\{action="\w+",source="cache"\} 1$/m);
     expect(metrics).toMatch(/^atlas_pool_queue_depth 0$/m);
     expect(metrics).toMatch(/^atlas_scan_stage_seconds_count\{stage="classify"\} [1-9]/m);
+
+    // Learning over HTTP: refused without the token; with it the model file and the pool are updated.
+    const lottery = fixture('rules/SCAM_LOTTERY_WINNER.eml');
+    const refused = await fetch(`${base}/v1/learn/ham`, { method: 'POST', body: lottery });
+    expect(refused.status).toBe(401);
+    const before = readFileSync(model);
+    const learned = await fetch(`${base}/v1/learn/ham`, { method: 'POST', body: lottery, headers: { authorization: 'Bearer test-token-123' } });
+    expect(learned.status).toBe(200);
+    expect(await learned.json()).toEqual({ learned: 'ham', modelVersion: 1, learnedSinceStart: 1 });
+    expect(readFileSync(model).equals(before)).toBe(false);
+    const afterLearn = await (await fetch(`${base}/v1/health`)).json();
+    expect(afterLearn.checks.pool.modelVersion).toBe(1);
+    // The reload cleared the verdict cache: the next answer comes from the new model.
+    expect((await check()).source).toBe('classifier');
   });
 
   it('answers 503 with Retry-After when the real pool queue is full, and 200 to the rest', async () => {
