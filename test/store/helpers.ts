@@ -49,7 +49,7 @@ export function scalar(file: string, sql: string): unknown {
 }
 
 /** Polls until `check` holds, at most `tries` times `everyMs` apart; the test fails with `what` otherwise. */
-export async function until(check: () => boolean | Promise<boolean>, what: string, tries = 200, everyMs = 25): Promise<void> {
+export async function until(check: () => boolean | Promise<boolean>, what: string, tries = 400, everyMs = 25): Promise<void> {
   for (let i = 0; i < tries; i++) {
     if (await check()) return;
     await new Promise((r) => setTimeout(r, everyMs));
