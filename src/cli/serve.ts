@@ -3,17 +3,23 @@
 import type { Config } from '../core/config.ts';
 import { parseHostPort } from '../core/config.ts';
 import { FilterError } from '../core/errors.ts';
+import type { ScanInput } from '../core/scan.ts';
+import type { Verdict } from '../core/verdict.ts';
 import { createHttpApp } from '../ingress/http.ts';
 import { startHttpServer } from '../ingress/http-node.ts';
 import { startSmtpDoor } from '../ingress/smtp.ts';
 import { startMilterServer } from '../ingress/milter.ts';
 import { startSpamdServer } from '../ingress/spamd.ts';
+import { findQuarantined } from '../ingress/smtp/quarantine-find.ts';
+import { pagesApp } from '../metrics/pages.ts';
 import { processMetrics } from '../metrics/registry.ts';
+import { Series } from '../metrics/series.ts';
 import { registerStoreMetrics } from '../store/metrics.ts';
 import { storeHealth, verdictRoutes } from '../store/routes.ts';
 import { openStore, type VerdictStore } from '../store/store.ts';
 import { EXIT, parseCommand } from './args.ts';
 import { loadConfig } from './config-file.ts';
+import { shipped } from './paths.ts';
 import { createLearner } from './learner.ts';
 import { createPipeline, type Pipeline } from './pipeline.ts';
 import { createRuntime, type Runtime } from './runtime.ts';
@@ -48,6 +54,10 @@ export interface DoorDeps {
   log: (msg: string) => void;
   /** The verdict log (history routes, health, metrics); absent when no log is kept. */
   store?: VerdictStore;
+  /** The recent figures behind /performance. */
+  series: Series;
+  /** pipeline.scan, counted under the door's name for the messages/s-by-door chart. */
+  scanAs(door: string): (input: ScanInput) => Promise<Verdict>;
 }
 
 /** A started listener. close() stops accepting, lets in-flight work finish, then resolves. */
@@ -78,11 +88,29 @@ async function startHttpDoor(deps: DoorDeps): Promise<Door> {
   };
   const app = createHttpApp({
     config,
-    scan: (input) => pipeline.scan(input),
+    scan: deps.scanAs('http'),
     learn: learner && ((raw, label) => learner.learn(raw, label)),
     health: () => [poolHealth(), ...(store ? [storeHealth(store)] : [])],
     metrics,
-    mounts: store ? [{ path: '/', app: verdictRoutes(store) }] : [],
+    mounts: [
+      ...(store ? [{ path: '/', app: verdictRoutes(store) }] : []),
+      {
+        path: '/',
+        app: pagesApp({
+          series: deps.series,
+          http: config.http,
+          assetsDir: shipped('src/metrics/assets'),
+          uplotDir: shipped('node_modules/uplot/dist'),
+          learnFromQuarantine:
+            learner &&
+            (async (messageId, label) => {
+              const raw = await findQuarantined(config.smtp.quarantineDir, messageId);
+              if (!raw) throw new FilterError('EPROTOCOL', `message ${messageId} is not in the quarantine: only held messages can be learned from here`, { status: 404 });
+              return { ...(await learner.learn(raw, label)) };
+            }),
+        }),
+      },
+    ],
     log: deps.log,
   });
   return startHttpServer({ host: config.http.host, port: config.http.port, app, log: deps.log });
@@ -97,7 +125,7 @@ async function startSpamdDoor(deps: DoorDeps): Promise<Door> {
   return startSpamdServer({
     host,
     port,
-    scan: (input) => deps.pipeline.scan(input),
+    scan: deps.scanAs('spamd'),
     maxMessageBytes: deps.config.maxMessageBytes,
     allowTell: deps.config.spamd.allowTell,
     rewriteSubject: deps.config.smtp.rewriteSubject,
@@ -111,7 +139,7 @@ async function startMilterDoor(deps: DoorDeps): Promise<Door> {
   return startMilterServer({
     host,
     port,
-    scan: (input) => deps.pipeline.scan(input),
+    scan: deps.scanAs('milter'),
     maxMessageBytes: deps.config.maxMessageBytes,
     defaultAction: deps.config.milter.defaultAction,
     log: deps.log,
@@ -124,7 +152,7 @@ async function startSmtpFilterDoor(deps: DoorDeps): Promise<Door> {
   if (!config.smtp.nextHop) throw new FilterError('ECONFIG', '--smtp needs --next-hop HOST:PORT (where filtered mail is re-injected)', { option: '--next-hop' });
   const listen = parseHostPort(config.smtp.listen as string, '--smtp');
   const nextHop = parseHostPort(config.smtp.nextHop, '--next-hop');
-  return startSmtpDoor({ ...listen, nextHop, scan: (input) => deps.pipeline.scan(input), config, log: deps.log });
+  return startSmtpDoor({ ...listen, nextHop, scan: deps.scanAs('smtp'), config, log: deps.log });
 }
 
 export async function serveCommand(argv: string[]): Promise<number> {
@@ -168,7 +196,20 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const runtime = await createRuntime(config, { classify: true, log: true });
   const pipeline = createPipeline(config, { watchRules: true, classifier: runtime.classifier, auth: runtime.auth, log });
   pipeline.onVerdict((verdict) => store.record(verdict));
-  const deps: DoorDeps = { config, pipeline, runtime, log, store };
+  const series = new Series();
+  series.bind({
+    caches: pipeline.env.caches,
+    poolQueueDepth: runtime.pool && (() => runtime.pool!.stats().queued),
+    logQueueDepth: () => store.stats().queued,
+    memory: () => process.memoryUsage(),
+  });
+  series.start();
+  pipeline.onVerdict((verdict) => series.observe(verdict));
+  const scanAs = (door: string) => (input: ScanInput) => {
+    series.countDoor(door);
+    return pipeline.scan(input);
+  };
+  const deps: DoorDeps = { config, pipeline, runtime, log, store, series, scanAs };
 
   const doors: Door[] = [];
   const starters: [boolean, () => Promise<Door>][] = [
@@ -201,6 +242,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     if (doors.length === 0) resolve();
   });
   await Promise.allSettled(doors.map((d) => d.close()));
+  series.stop();
   await pipeline.close();
   await runtime.close();
   // Last: every verdict of the in-flight work above is queued by now.
