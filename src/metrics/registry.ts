@@ -1,10 +1,11 @@
 // The process's Prometheus registry: verdicts, per-stage scan latency, cache levels, early exits, queue
 // depths and process memory. Registered once per process (prom-client refuses a second metric of the
 // same name); doors and tests share it. Counting happens on the verdict listener and must stay cheap:
-// label children are resolved once, so a verdict costs a few array lookups and histogram observes.
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+// the per-verdict series are typed-array slots (fast.ts), a few additions per verdict.
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { CACHE_LEVELS, type Caches } from '../core/cache.ts';
-import { ACTIONS, type Action, type Source, SOURCES, STAGES, type Verdict } from '../core/verdict.ts';
+import { ACTIONS, type Action, type Source, SOURCES, type Stage, STAGES, type Verdict } from '../core/verdict.ts';
+import { SlotCounter, SlotHistogram } from './fast.ts';
 
 /** Where gauges read their values at scrape time; each is optional until its owner has started. */
 export interface MetricSources {
@@ -33,37 +34,28 @@ function createMetrics(): Metrics {
   let sources: MetricSources = {};
   collectDefaultMetrics({ register: registry });
 
-  const verdicts = new Counter({
-    name: 'atlas_verdicts_total',
-    help: 'Verdicts by action and by the stage that decided (early rule, cache, classifier).',
-    labelNames: ['action', 'source'] as const,
-    registers: [registry],
-  });
-  const earlyExits = new Counter({
-    name: 'atlas_early_exits_total',
-    help: 'Scans ended by an early rule before cache and classifier.',
-    registers: [registry],
-  });
+  const verdicts = new SlotCounter(
+    'atlas_verdicts_total',
+    'Verdicts by action and by the stage that decided (early rule, cache, classifier).',
+    ACTIONS.flatMap((action) => SOURCES.map((source) => ({ action, source }))),
+  ).register(registry);
+  const earlyExits = new SlotCounter('atlas_early_exits_total', 'Scans ended by an early rule before cache and classifier.', [{}]).register(registry);
   const failures = new Counter({
     name: 'atlas_scan_failures_total',
     help: 'Tempfail verdicts caused by a failure, by error code (EOVERLOAD, ETIMEOUT, EWORKER...).',
     labelNames: ['code'] as const,
     registers: [registry],
   });
-  const stageSeconds = new Histogram({
-    name: 'atlas_scan_stage_seconds',
-    help: 'Time spent in each scan stage (look, early, cache, classify, decide).',
-    labelNames: ['stage'] as const,
-    buckets: LATENCY_BUCKETS,
-    registers: [registry],
-  });
-  const scanSeconds = new Histogram({
-    name: 'atlas_scan_seconds',
-    help: 'Whole scan time by the stage that decided.',
-    labelNames: ['source'] as const,
-    buckets: LATENCY_BUCKETS,
-    registers: [registry],
-  });
+  const stageSeconds = new SlotHistogram(
+    'atlas_scan_stage_seconds',
+    'Time spent in each scan stage (look, early, cache, classify, decide).',
+    'stage',
+    STAGES,
+    LATENCY_BUCKETS,
+  ).register(registry);
+  const scanSeconds = new SlotHistogram('atlas_scan_seconds', 'Whole scan time by the stage that decided.', 'source', SOURCES, LATENCY_BUCKETS).register(
+    registry,
+  );
   new Counter({
     name: 'atlas_cache_requests_total',
     help: 'Cache lookups by level and result (hit, miss).',
@@ -108,27 +100,23 @@ function createMetrics(): Metrics {
     },
   });
 
-  const byVerdict = {} as Record<Action, Record<Source, Counter.Internal>>;
-  for (const a of ACTIONS) {
-    byVerdict[a] = {} as Record<Source, Counter.Internal>;
-    for (const s of SOURCES) byVerdict[a][s] = verdicts.labels(a, s);
-  }
-  const byStage = STAGES.map((stage) => [stage, stageSeconds.labels(stage)] as const);
-  const bySource = Object.fromEntries(SOURCES.map((s) => [s, scanSeconds.labels(s)])) as Record<Source, Histogram.Internal<'source'>>;
+  const actionSlot = Object.fromEntries(ACTIONS.map((a, i) => [a, i * SOURCES.length])) as Record<Action, number>;
+  const sourceSlot = Object.fromEntries(SOURCES.map((src, i) => [src, i])) as Record<Source, number>;
 
   return {
     registry,
     contentType: registry.contentType,
     observe(v) {
-      byVerdict[v.action][v.source].inc();
-      bySource[v.source].observe(v.elapsedMs / 1000);
-      if (v.source === 'early') earlyExits.inc();
+      const src = sourceSlot[v.source];
+      verdicts.inc(actionSlot[v.action] + src);
+      scanSeconds.observe(src, v.elapsedMs / 1000);
+      if (v.source === 'early') earlyExits.inc(0);
       if (v.errorCode) failures.inc({ code: v.errorCode });
       const st = v.stages;
       if (st) {
-        for (const [stage, h] of byStage) {
-          const ms = st[stage];
-          if (ms !== undefined) h.observe(ms / 1000);
+        for (let i = 0; i < STAGES.length; i++) {
+          const ms = st[STAGES[i] as Stage];
+          if (ms !== undefined) stageSeconds.observe(i, ms / 1000);
         }
       }
     },
