@@ -1,0 +1,101 @@
+// bench/pages: how long /performance and /history take to show their data in headless Chromium, idle and
+// while an autocannon load (the bench/http full-scan scenario: unique corpus messages) runs against the same
+// server. The promise to hold: sub-second pages under load.
+// Usage: npm run bench:pages [-- --duration S] [--connections N] [--loads N]
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { chromium } from 'playwright-core';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const arg = (name, def) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : def;
+};
+const duration = arg('duration', 20);
+const connections = arg('connections', 16);
+const loads = arg('loads', 8);
+const corpus = process.env.ATLAS_CORPUS ?? path.join(root, '../shared/corpus');
+
+function messages() {
+  const out = [];
+  if (existsSync(corpus)) {
+    for (const source of readdirSync(corpus).sort()) {
+      for (const label of ['ham', 'spam']) {
+        const dir = path.join(corpus, source, label);
+        if (!existsSync(dir)) continue;
+        for (const f of readdirSync(dir).sort()) {
+          const p = path.join(dir, f);
+          const size = statSync(p).size;
+          if (size > 0 && size < 500 * 1024) out.push(readFileSync(p));
+        }
+      }
+    }
+  }
+  return out.length ? out : [readFileSync(path.join(root, 'test/fixtures/ham-plain.eml'))];
+}
+
+const work = mkdtempSync(path.join(os.tmpdir(), 'atlas-bench-pages-'));
+const server = spawn(process.execPath, [path.join(root, 'dist/cli/index.js'), 'serve', '--http', '127.0.0.1:0', '--db', path.join(work, 'atlas.db')], { stdio: ['ignore', 'ignore', 'pipe'] });
+let log = '';
+server.stderr.on('data', (d) => (log += d));
+let address;
+for (let i = 0; !(address = /http listening on (\S+)/.exec(log)?.[1]); i++) {
+  if (server.exitCode !== null || i > 600) throw new Error(`serve did not start:\n${log}`);
+  await new Promise((r) => setTimeout(r, 100));
+}
+const base = `http://${address}`;
+const all = messages();
+for (let i = 0; i < 50; i++) await fetch(`${base}/v1/check`, { method: 'POST', body: all[i % all.length] });
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+});
+
+/** Milliseconds from navigation until the page shows its data (charts drawn / rows listed). */
+async function loadTimes(n) {
+  const perf = [];
+  const hist = [];
+  for (let i = 0; i < n; i++) {
+    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    let t0 = performance.now();
+    await page.goto(`${base}/performance`);
+    await page.waitForFunction(() => document.querySelectorAll('.uplot canvas').length === 7, null, { timeout: 30_000 });
+    perf.push(performance.now() - t0);
+    t0 = performance.now();
+    await page.goto(`${base}/history`);
+    await page.waitForSelector('tr.row', { timeout: 30_000 });
+    hist.push(performance.now() - t0);
+    await page.close();
+  }
+  return { perf, hist };
+}
+
+const stat = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return `${s[Math.floor(s.length / 2)].toFixed(0)} / ${s[s.length - 1].toFixed(0)}`;
+};
+
+const idle = await loadTimes(Math.min(loads, 5));
+let seq = 0;
+const load = autocannon({
+  url: `${base}/v1/check`,
+  connections,
+  duration,
+  requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, body: Buffer.concat([all[seq % all.length], Buffer.from(`\r\n-- ${seq++}\r\n`)]) }) }],
+});
+await new Promise((r) => setTimeout(r, 2000));
+const busy = await loadTimes(loads);
+const result = await load;
+await browser.close();
+server.kill('SIGTERM');
+
+console.log(`atlas-email bench/pages — node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model}; load: ${connections} connections, unique corpus messages`);
+console.table([
+  { when: 'idle', '/performance p50 / max ms': stat(idle.perf), '/history p50 / max ms': stat(idle.hist), 'load req/s': '-' },
+  { when: 'under load', '/performance p50 / max ms': stat(busy.perf), '/history p50 / max ms': stat(busy.hist), 'load req/s': result.requests.average.toFixed(0) },
+]);
