@@ -7,6 +7,7 @@
 // spent per message, which other load on the machine does not inflate the way it does wall time.
 // Usage: npm run bench:pool [-- --model FILE] [--rounds N] [--rss-count N] [--window N]
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { BroadcastChannel } from 'node:worker_threads';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -110,19 +111,32 @@ const mb = (n) => (n / 1024 / 1024).toFixed(1);
 
 async function rssRun(workers) {
   const window = 16 * workers;
-  const pool = new ClassifierPool({ workers, queueLength: window, taskTimeoutMs: 60_000, modelBytes });
+  // The real worker wrapped to report its heap (bench/pool/heap-probe-worker.mjs).
+  const workerFile = fileURLToPath(new URL('./heap-probe-worker.mjs', import.meta.url));
+  const pool = new ClassifierPool({ workers, queueLength: window, taskTimeoutMs: 60_000, modelBytes, workerFile });
+  const heaps = new Map();
+  const channel = new BroadcastChannel('atlas-bench-heap');
+  channel.onmessage = ({ data }) => heaps.set(data.threadId, data);
   const samples = [];
   const every = Math.max(1, Math.floor(rssCount / 10));
   const sample = (done) => {
     if (done % every !== 0) return;
     const u = process.memoryUsage();
-    samples.push({ classified: done.toLocaleString('en-US'), 'rss MB': mb(u.rss), 'main heap MB': mb(u.heapUsed), 'external MB': mb(u.external) });
+    const w = [...heaps.values()];
+    samples.push({
+      classified: done.toLocaleString('en-US'),
+      'rss MB': mb(u.rss),
+      'main heap MB': mb(u.heapUsed),
+      'worker heaps MB': w.map((h) => mb(h.heapUsed)).join(' / '),
+      'worker buffers MB': w.map((h) => mb(h.arrayBuffers)).join(' / '),
+    });
   };
   try {
     const t0 = performance.now();
     await drive(pool, rssCount, window, sample);
     return { samples, seconds: (performance.now() - t0) / 1000, stats: pool.stats() };
   } finally {
+    channel.close();
     await pool.close();
   }
 }
@@ -177,8 +191,10 @@ const workers = Math.max(1, os.availableParallelism());
 const rss = await rssRun(workers);
 console.log(`RSS over ${rssCount.toLocaleString('en-US')} classifications, pool of ${workers} workers (${fmt(rssCount / rss.seconds)} msgs/s):`);
 console.table(rss.samples);
-const first = Number(rss.samples[0]?.['rss MB']);
-const last = Number(rss.samples.at(-1)?.['rss MB']);
-const peak = Math.max(...rss.samples.map((s) => Number(s['rss MB'])));
-console.log(`rss first sample ${first} MB, last ${last} MB, peak ${peak} MB: growth ${(last - first).toFixed(1)} MB (${(((last - first) / first) * 100).toFixed(1)}%)`);
+const rssOf = (i) => Number(rss.samples.at(i)?.['rss MB']);
+const half = Math.floor(rss.samples.length / 2);
+console.log(
+  `rss: first sample ${rssOf(0)} MB, middle ${rssOf(half)} MB, last ${rssOf(-1)} MB, peak ${Math.max(...rss.samples.map((s) => Number(s['rss MB'])))} MB; ` +
+    `second half growth ${(rssOf(-1) - rssOf(half)).toFixed(1)} MB (${(((rssOf(-1) - rssOf(half)) / rssOf(half)) * 100).toFixed(1)}%)`,
+);
 console.log(`pool stats: ${JSON.stringify(rss.stats)}`);

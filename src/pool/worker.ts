@@ -1,5 +1,6 @@
 // One classifier worker thread: takes the model once at start (shared tables or file bytes, from
-// workerData), then classifies each message it is handed. Runs compiled from dist/pool/worker.js.
+// workerData), then classifies the messages it is handed, a batch per task, one at a time, posting
+// each on the board as it starts. Runs compiled from dist/pool/worker.js.
 import { threadId } from 'node:worker_threads';
 import Tinypool from 'tinypool';
 import { classifyMessage, loadModel, type Model } from '../core/classify.ts';
@@ -13,17 +14,24 @@ export interface WorkerData {
   board: Board;
 }
 
-export interface WorkerTask {
+export interface WorkerItem {
   id: number;
   /** The message bytes, transferred (the pool sends a copy; the caller keeps its own). */
   raw: Uint8Array;
+}
+
+export interface WorkerTask {
+  items: WorkerItem[];
 }
 
 /**
  * Errors travel back as data: structured clone drops an Error's `code`, and a thrown error must not
  * be confused with a crashed worker.
  */
-export type WorkerReply = { ok: true; result: ClassifyResult } | { ok: false; code: string; message: string };
+export type ItemReply = { ok: true; result: ClassifyResult } | { ok: false; code: string; message: string };
+
+/** One reply per item, in order. */
+export type WorkerReply = ItemReply[];
 
 function modelFrom(payload: ModelPayload): Model | null {
   switch (payload.kind) {
@@ -42,15 +50,19 @@ const { board } = data;
 const workerId = process.__tinypool_state__.workerId;
 announceThread(board, workerId, threadId);
 
-export default function classifyTask(task: WorkerTask): WorkerReply {
-  // The pool already answered ETIMEOUT for a task it gave up on while it waited here.
-  if (!startTask(board, workerId, task.id)) return { ok: false, code: 'ETIMEOUT', message: 'skipped: the deadline passed before it started' };
+function classifyItem(item: WorkerItem): ItemReply {
+  // The pool already answered ETIMEOUT for a message it gave up on while it waited here.
+  if (!startTask(board, workerId, item.id)) return { ok: false, code: 'ETIMEOUT', message: 'skipped: the deadline passed before it started' };
   try {
-    return { ok: true, result: classifyMessage(task.raw, model) };
+    return { ok: true, result: classifyMessage(item.raw, model) };
   } catch (e) {
     const err = toFilterError(e);
     return { ok: false, code: err.code, message: err.message };
   } finally {
     endTask(board, workerId);
   }
+}
+
+export default function classifyBatch(task: WorkerTask): WorkerReply {
+  return task.items.map(classifyItem);
 }

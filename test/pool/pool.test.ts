@@ -122,6 +122,21 @@ describe('ClassifierPool', () => {
     expect(pool.stats()).toMatchObject({ workers: 1, timeouts: 1, crashes: 0, completed: 2 });
   });
 
+  it('sends waiting messages in batches; a hang inside one costs only the hung message', async () => {
+    const pool = startPool({ workers: 1, workerFile: faultyWorker });
+    const first = [pool.classify(request(withFault('slow 200'))), pool.classify(request(ham))];
+    // These wait in the pool's queue, then go to the worker together.
+    const before = [pool.classify(request(ham)), pool.classify(request(spam))];
+    const hung = pool.classify(request(withFault('hang'), 1_000));
+    const after = [pool.classify(request(spam)), pool.classify(request(ham))];
+    expect((await rejection(hung)).code).toBe('ETIMEOUT');
+    const model = loadModel(modelBytes);
+    const answers = await Promise.all([...first.slice(1), ...before, ...after]);
+    expect(answers).toEqual([ham, ham, spam, spam, ham].map((m) => classifyMessage(m, model)));
+    await first[0];
+    expect(pool.stats()).toMatchObject({ workers: 1, timeouts: 1, crashes: 0, completed: 6, queued: 0, running: 0 });
+  });
+
   it('takes the shorter of the task timeout and the request deadline', async () => {
     const pool = startPool({ workers: 1, taskTimeoutMs: 200, workerFile: faultyWorker });
     const err = await rejection(pool.classify(request(withFault('hang'), 60_000)));
@@ -181,13 +196,18 @@ describe('ClassifierPool', () => {
     expect(pool.stats()).toMatchObject({ workers: 2, modelVersion: 1 });
   });
 
-  it('finishes tasks already sent when the model is reloaded under load', async () => {
+  it('answers every message in flight when the model is reloaded under load, each by one model', async () => {
     const pool = startPool({ modelBytes: null });
-    const inflight = Array.from({ length: 20 }, () => pool.classify(request(spam)));
+    const inflight = Array.from({ length: 40 }, () => pool.classify(request(spam)));
     const reload = pool.reloadModel(modelBytes);
     const results = await Promise.all(inflight);
     await reload;
-    for (const r of results) expect(r).toEqual(classifyMessage(spam, null));
+    const before = classifyMessage(spam, null);
+    const after = classifyMessage(spam, loadModel(modelBytes));
+    // Those already sent finish on the old workers; those still queued go to the new ones.
+    expect(results[0]).toEqual(before);
+    expect(results.at(-1)).toEqual(after);
+    for (const r of results) expect([before, after]).toContainEqual(r);
   });
 
   it('refuses a bad model with EMODEL and keeps the current one', async () => {
