@@ -83,6 +83,11 @@ function checkContentType(h: Headers): void {
       status: 415,
     });
   }
+  // Scanning compressed bytes as mail would answer a confident verdict about garbage.
+  const encoding = h.get('content-encoding') ?? h.get('compression');
+  if (encoding && !/^\s*identity\s*$/i.test(encoding)) {
+    throw new FilterError('EPROTOCOL', `compressed bodies (${encoding}) are not accepted: send the message uncompressed`, { status: 415 });
+  }
 }
 
 /** Compares without an early exit, so response time does not reveal how much of the token matched. */

@@ -111,6 +111,16 @@ describe('POST /v1/check', () => {
     }
   });
 
+  it('refuses compressed bodies (Content-Encoding, Rspamd\'s Compression) with 415', async () => {
+    const { app } = appWith();
+    for (const h of [{ 'content-encoding': 'gzip' }, { Compression: 'zstd' }]) {
+      const res = await app.request('/checkv2', post(ham, h));
+      expect(res.status).toBe(415);
+      expect((await res.json()).error.message).toContain('uncompressed');
+    }
+    expect((await app.request('/v1/check', post(ham, { 'content-encoding': 'identity' }))).status).toBe(200);
+  });
+
   it('answers 400 EMALFORMED for an empty message', async () => {
     const { app } = appWith();
     const res = await app.request('/v1/check', post(new Uint8Array(0)));
