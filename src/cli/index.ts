@@ -2,6 +2,7 @@
 // The atlas-email command: one file per command, wired here.
 import { readFileSync } from 'node:fs';
 import { EXIT, exitCodeFor } from './args.ts';
+import { backfillCommand } from './backfill.ts';
 import { checkCommand } from './check.ts';
 import { historyCommand } from './history.ts';
 import { migrateCommand } from './migrate.ts';
@@ -15,6 +16,7 @@ type Command = (argv: string[]) => Promise<number>;
 const commands: Record<string, { run: Command; summary: string }> = {
   serve: { run: serveCommand, summary: 'run the filter: HTTP, SMTP, milter and SPAMC doors' },
   check: { run: checkCommand, summary: 'scan message files and print JSON verdicts' },
+  backfill: { run: backfillCommand, summary: 'sweep IMAP folders: scan, tag or move spam, resume where it stopped' },
   migrate: { run: migrateCommand, summary: 'move the verdict log schema: up, down, status' },
   history: { run: historyCommand, summary: 'list logged verdicts (filters, JSON lines) or apply retention' },
   learn: { run: learnCommand, summary: 'train the statistical model on spam and ham (folders or mbox)' },

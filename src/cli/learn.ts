@@ -9,8 +9,10 @@ import { trainBatch } from '../core/model.ts';
 import { EXIT, type Options, parseCommand, UsageError } from './args.ts';
 import { loadConfig } from './config-file.ts';
 import { type MailItem, readMailSource } from './mailsource.ts';
+import { imapLearnHelp, imapLearnOptions, imapSources } from '../ingress/backfill/learn.ts';
 
 export const learnHelp = `Usage: atlas-email learn --spam PATH --ham PATH [--model FILE]
+       atlas-email learn --imap URL --spam-folder Junk --ham-folder INBOX [--limit N]
 
 Trains the statistical model on labelled messages and saves it. Incremental: an existing model
 file is loaded and trained further; it is replaced atomically (temp file + rename).
@@ -27,6 +29,9 @@ Options:
   --config FILE    YAML config file (default: embedded defaults, or $ATLAS_CONFIG)
   -q, --quiet      no progress on stderr
   -h, --help       this help
+
+IMAP folders (read-only; the newest first with --limit):
+${imapLearnHelp}
 
 Exit codes:
   0   model saved      64  usage error      66  a PATH is missing
@@ -48,6 +53,7 @@ export const learnOptions: Options = {
   epochs: { type: 'string' },
   config: { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
+  ...imapLearnOptions,
 };
 
 /** The file sources named by --spam/--ham, in the order spam then ham. */
@@ -92,8 +98,8 @@ export function writeModelFile(file: string, model: Model): void {
 export async function learnCommand(argv: string[]): Promise<number> {
   const args = parseCommand(argv, learnOptions, learnHelp, false);
   if (!args) return EXIT.OK;
-  const sources = fileSources(args.values);
-  if (sources.length === 0) throw new UsageError('give at least one --spam PATH or --ham PATH');
+  const sources: LabelledSource[] = [...fileSources(args.values), ...imapSources(args.values)];
+  if (sources.length === 0) throw new UsageError('give at least one --spam PATH or --ham PATH, or --imap URL with --spam-folder/--ham-folder');
   const epochs = args.values.epochs === undefined ? 5 : Number(args.values.epochs);
   if (!Number.isInteger(epochs) || epochs < 1 || epochs > 50) throw new UsageError(`--epochs must be a whole number from 1 to 50, got "${String(args.values.epochs)}"`);
   const config = loadConfig(args.values.config as string | undefined);

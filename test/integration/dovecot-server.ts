@@ -70,7 +70,7 @@ export function startDovecot(port: number, users: Record<string, string>): Dovec
       const d = maildir(user, folder);
       let n = 0;
       for (const raw of messages) {
-        const name = `${Math.floor(Date.now() / 1000)}.M${++serial}P${process.pid}.atlas-test`;
+        const name = `${Math.floor(Date.now() / 1000)}.M${++serial}P${process.pid}.atlas-test${maildirSizes(raw)}`;
         const tmp = path.join(d, 'tmp', name);
         writeFileSync(tmp, raw, { mode: 0o600 });
         chownSync(tmp, MAIL_UID, MAIL_UID);
@@ -93,6 +93,16 @@ export function startDovecot(port: number, users: Record<string, string>): Dovec
       if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * ",S=<bytes>,W=<bytes with CRLF>" as Dovecot's own delivery names its Maildir files: the server then
+ * answers RFC822.SIZE from the name instead of reading each file, as it does on a real mail store.
+ */
+export function maildirSizes(raw: Buffer): string {
+  let bare = 0;
+  for (let i = raw.indexOf(10); i !== -1; i = raw.indexOf(10, i + 1)) if (i === 0 || raw[i - 1] !== 13) bare++;
+  return `,S=${raw.length},W=${raw.length + bare}`;
 }
 
 export interface CliRun {

@@ -70,7 +70,8 @@ passdb {
 }
 userdb {
   driver = static
-  args = uid=$DC_MAIL_UID gid=$DC_MAIL_GID home=$DC_DIR/mail/%u
+  # allow_all_users: doveadm (warm-ups, kick) looks users up without a password
+  args = uid=$DC_MAIL_UID gid=$DC_MAIL_GID home=$DC_DIR/mail/%u allow_all_users=yes
 }
 namespace inbox {
   inbox = yes

@@ -134,7 +134,7 @@ export function logLine(folder: string, done: number, total: number, perSecond: 
   return `backfill: ${folder}: ${done}/${total} (${pct}%) ${formatRate(perSecond)}, ETA ${eta(done, total, perSecond)}, spam ${tally.spam}, errors ${tally.errors}`;
 }
 
-export function formatSummary(t: Tally, elapsedMs: number, dryRun: boolean): string {
+export function formatSummary(t: Tally, elapsedMs: number, dryRun: boolean, peakRssBytes?: number): string {
   const secs = elapsedMs / 1000;
   const lines = [
     `backfill ${dryRun ? 'dry run ' : ''}summary: ${t.scanned} scanned in ${formatDuration(secs)} (${formatRate(secs > 0 ? t.scanned / secs : 0)})`,
@@ -143,6 +143,7 @@ export function formatSummary(t: Tally, elapsedMs: number, dryRun: boolean): str
     `  skipped too large ${t.tooLarge}, errors ${t.errors}`,
   ];
   if (t.resumed || t.reconnects) lines.push(`  resumed from an interrupted run ${t.resumed}, reconnects ${t.reconnects}`);
+  if (peakRssBytes !== undefined) lines.push(`  peak RSS ${(peakRssBytes / 1048576).toFixed(1)} MB`);
   if (dryRun) lines.push('  dry run: nothing was changed on the server or in the database');
   return lines.join('\n');
 }

@@ -39,6 +39,8 @@ export interface SweepOptions {
    */
   recordVerdicts?: (verdicts: Verdict[]) => void;
   progress: Progress;
+  /** Runs after each committed batch (the heap guard). */
+  afterBatch?: () => void;
   retry: { attempts: number; baseMs: number; maxMs: number };
   sleep?: (ms: number) => Promise<void>;
 }
@@ -144,9 +146,14 @@ async function sweepFolder(
     const uids = (found || []).filter((u) => u > lastUid).sort((a, b) => a - b);
     o.progress.folder(folder, uids.length);
 
+    // One batch ahead: the next batch's FETCH runs (Dovecot reads, our workers scan) while this batch
+    // is logged, acted on and checkpointed. Its rows reach the ledger only after this batch's commit.
+    const batchAt = (i: number) => uids.slice(i, i + o.batchSize);
+    let ahead = uids.length > 0 ? settle(scanBatch(client, batchAt(0), o)) : undefined;
     for (let i = 0; i < uids.length; i += o.batchSize) {
-      const batch = uids.slice(i, i + o.batchSize);
-      const { rows, verdicts } = await scanBatch(client, batch, o);
+      const batch = batchAt(i);
+      const { rows, verdicts } = await unwrap(ahead as Settled<Scanned>);
+      ahead = i + o.batchSize < uids.length ? settle(scanBatch(client, batchAt(i + o.batchSize), o)) : undefined;
       count(tally, rows);
       const record = o.recordVerdicts;
       o.ledger.addPending(key, rows, record && !o.dryRun && verdicts.size > 0 ? () => record([...verdicts.values()]) : undefined);
@@ -158,6 +165,7 @@ async function sweepFolder(
         lastUid,
       );
       madeProgress();
+      o.afterBatch?.();
       o.progress.advance(batch.length, tally);
     }
     return { folder, uidValidity: key.uidValidity, lastUid };
@@ -166,8 +174,29 @@ async function sweepFolder(
   }
 }
 
+interface Scanned {
+  rows: LedgerRow[];
+  verdicts: Map<number, Verdict>;
+}
+
+type Settled<T> = Promise<{ ok: true; value: T } | { ok: false; error: unknown }>;
+
+/** Holds a batch fetched ahead without an unhandled rejection while the current batch is acted on. */
+function settle<T>(p: Promise<T>): Settled<T> {
+  return p.then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+}
+
+async function unwrap<T>(p: Settled<T>): Promise<T> {
+  const r = await p;
+  if (!r.ok) throw r.error;
+  return r.value;
+}
+
 /** Sizes first (cheap), then the sources of what fits the budget, scanned as they arrive. */
-async function scanBatch(client: Client, batch: number[], o: SweepOptions): Promise<{ rows: LedgerRow[]; verdicts: Map<number, Verdict> }> {
+async function scanBatch(client: Client, batch: number[], o: SweepOptions): Promise<Scanned> {
   const sizes = new Map<number, number>();
   for await (const m of client.fetch(batch, { uid: true, size: true }, { uid: true })) sizes.set(m.uid, m.size ?? 0);
 
