@@ -13,9 +13,11 @@ export interface TokenOptions {
   headers: boolean;
   /** Add relay host names from Received headers. */
   received: boolean;
+  /** Add the shapes of header values that mass mailers give away (MIME boundary, Message-ID, Date zone). */
+  shapes: boolean;
 }
 
-export const defaultTokenOptions: TokenOptions = { bigrams: false, headers: true, received: true };
+export const defaultTokenOptions: TokenOptions = { bigrams: false, headers: true, received: true, shapes: true };
 
 /** FNV-1a over a prefix and a string, the prefix keeping the same word in different places apart. */
 function hash(prefix: number, s: string): number {
@@ -78,8 +80,19 @@ class Sink {
   }
 }
 
+// a-z, 0-9 and $ (prices): a table, as this test runs once per character of every message.
+const ASCII_WORD = new Uint8Array(128);
+for (let c = 97; c <= 122; c++) ASCII_WORD[c] = 1;
+for (let c = 48; c <= 57; c++) ASCII_WORD[c] = 1;
+ASCII_WORD[36] = 1;
+
 function isWordChar(c: number): boolean {
-  return (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 36 || (c >= 0xc0 && c !== 0xd7 && c !== 0xf7 && !(c >= 0x2000 && c <= 0x2bff) && !(c >= 0x3000 && c <= 0x303f) && c !== 0xfeff);
+  if (c < 128) return ASCII_WORD[c] === 1;
+  return c >= 0xc0 && c !== 0xd7 && c !== 0xf7 && !(c >= 0x2000 && c <= 0x2bff) && !(c >= 0x3000 && c <= 0x303f) && c !== 0xfeff;
+}
+
+function isCjk(c: number): boolean {
+  return (c >= 0x2e80 && c <= 0x9fff) || (c >= 0xac00 && c <= 0xd7af) || (c >= 0xf900 && c <= 0xfaff) || (c >= 0xff66 && c <= 0xff9f);
 }
 
 /**
@@ -94,12 +107,23 @@ function words(text: string, sink: Sink, uni: number, pair: number | 0): void {
   const n = s.length;
   while (i < n && !sink.full) {
     while (i < n && !isWordChar(s.charCodeAt(i))) i++;
+    if (i < n && s.charCodeAt(i) >= 0x2e80 && isCjk(s.charCodeAt(i))) {
+      // Chinese, Japanese and Korean run words together: each pair of neighbouring characters is a token.
+      let prevC = 0;
+      while (i < n && isCjk(s.charCodeAt(i))) {
+        const c = s.charCodeAt(i++);
+        if (prevC) sink.addHash(finish(Math.imul(Math.imul(seed ^ prevC, 0x01000193) ^ c, 0x01000193)));
+        prevC = c;
+      }
+      prev = 0;
+      continue;
+    }
     const start = i;
     let h = seed;
     while (i < n) {
       const c = s.charCodeAt(i);
       // Keep inner apostrophes, dots and hyphens (don't, u.s.a, e-mail, 3.5).
-      if (isWordChar(c) || ((c === 39 || c === 46 || c === 45 || c === 0x2019) && i + 1 < n && isWordChar(s.charCodeAt(i + 1)))) {
+      if ((c < 128 ? ASCII_WORD[c] === 1 : isWordChar(c) && !isCjk(c)) || ((c === 39 || c === 46 || c === 45 || c === 0x2019) && i + 1 < n && isWordChar(s.charCodeAt(i + 1)))) {
         h = Math.imul(h ^ c, 0x01000193);
         i++;
       } else break;
@@ -194,4 +218,30 @@ function headerFeatures(c: Content, sink: Sink, opts: TokenOptions): void {
     if (dot >= 0) sink.add(P.attachExt, a.name.slice(dot + 1, dot + 8));
   }
   for (const d of c.parsed.defects) sink.add(P.defect, d);
+  if (opts.shapes) shapeFeatures(c, sink);
+}
+
+/** Digits to 9, letters to a, runs collapsed: "----=_NextPart_000_0012_01C2" → "-=_a_9_9_9a9". */
+function shape(v: string): string {
+  return v.slice(0, 80).replace(/[0-9]+/g, '9').replace(/[a-z]+/gi, 'a');
+}
+
+function shapeFeatures(c: Content, sink: Sink): void {
+  const hs = c.parsed.headers;
+  const ct = header(hs, 'content-type');
+  if (ct) {
+    const b = /boundary\s*=\s*"?([^";]+)/i.exec(ct);
+    if (b) sink.add(P.shape, 'boundary:' + shape(b[1] as string));
+    const cs = /charset\s*=\s*"?([^";\s]+)/i.exec(ct);
+    if (cs) sink.add(P.shape, 'charset:' + (cs[1] as string).toLowerCase());
+  }
+  const mid = header(hs, 'message-id');
+  if (mid) sink.add(P.shape, 'mid:' + shape(mid.split('@')[0] as string));
+  const date = header(hs, 'date');
+  if (date) {
+    const zone = /([+-]\d{4}|\b[A-Z]{2,4})\s*(?:\([^)]*\))?\s*$/.exec(date);
+    sink.add(P.shape, 'zone:' + (zone ? zone[1] : '?'));
+  } else sink.add(P.shape, 'no-date');
+  const order = hs.slice(0, 4).map((h) => h.name).join(',');
+  sink.add(P.shape, 'order:' + order);
 }
