@@ -190,8 +190,8 @@ export class ClassifierPool implements Classifier {
     const capacity = this.workers * TASKS_PER_WORKER;
     while (!this.closed && this.queue.length > 0 && gen.tasks.size < capacity) {
       const size = Math.min(MAX_BATCH, Math.ceil(this.queue.length / (capacity - gen.tasks.size)));
-      const jobs = this.queue.splice(0, size).filter((j) => !j.settled);
-      if (jobs.length > 0) this.sendBatch(gen, jobs);
+      // A message that times out while queued is taken out of the queue, so all of these still wait.
+      this.sendBatch(gen, this.queue.splice(0, size));
     }
   }
 

@@ -110,16 +110,19 @@ describe('ClassifierPool', () => {
     expect(pool.stats()).toMatchObject({ workers: 1, timeouts: 1, completed: 2, queued: 0, running: 0 });
   });
 
-  it('skips a task whose deadline passed while it waited, so it cannot hang a worker later', async () => {
+  it('skips a message whose deadline passed while it waited, so it cannot hang a worker later', async () => {
     const pool = startPool({ workers: 1, workerFile: faultyWorker });
     const busy = pool.classify(request(withFault('slow 400')));
-    // Would loop forever if the worker ever started it after the pool gave up on it.
-    const expired = pool.classify(request(withFault('hang'), 100));
+    // Both would loop forever if the worker ever started them after the pool gave up on them: the
+    // first waits inside the worker, the second still in the pool's queue.
+    const expiredInWorker = pool.classify(request(withFault('hang'), 100));
+    const expiredInQueue = pool.classify(request(withFault('hang'), 100));
     const after = pool.classify(request(ham));
-    expect((await rejection(expired)).code).toBe('ETIMEOUT');
+    expect((await rejection(expiredInWorker)).code).toBe('ETIMEOUT');
+    expect((await rejection(expiredInQueue)).code).toBe('ETIMEOUT');
     await busy;
     expect(await after).toEqual(classifyMessage(ham, loadModel(modelBytes)));
-    expect(pool.stats()).toMatchObject({ workers: 1, timeouts: 1, crashes: 0, completed: 2 });
+    expect(pool.stats()).toMatchObject({ workers: 1, timeouts: 2, crashes: 0, completed: 2 });
   });
 
   it('sends waiting messages in batches; a hang inside one costs only the hung message', async () => {
