@@ -6,15 +6,17 @@
 //              in 30% of copies: a miss)
 // Each scenario gets a fresh server process. It runs at full speed (peak), then at half the peak rate,
 // and prints req/s, p50/p99 latency, the server's CPU (cores) and its peak RSS.
-// The load client runs in this process and shares the 2 cores with the server.
+// The load client runs in this process and shares the 2 cores with the server. With rspamd installed,
+// Rspamd 3.4 answers the same requests on /checkv2 in the same run, for a side-by-side ratio.
 // Usage: npm run bench:http [-- --duration S] [--connections N] [--scenario cache-hit,full-scan,replay] [--target node|deno]
 //                           [--model FILE] [--config FILE] [--max-bytes N]
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { hasRspamd, startRspamd } from './rspamd-peer.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const corpus = process.env.ATLAS_CORPUS ?? path.join(root, '../shared/corpus');
@@ -33,6 +35,9 @@ const configFile = arg('--config', undefined);
 const target = arg('--target', 'node');
 /** peers.md measured Rspamd and spamd without messages over 500 KB; the same cut keeps figures comparable. */
 const maxBytes = Number(arg('--max-bytes', 500 * 1024));
+/** Rspamd 3.4 on the same requests, connections and machine, in the same run (--no-peer to skip). */
+const withPeer = !process.argv.includes('--no-peer') && hasRspamd();
+const PEER_PORT = 14833;
 const WARMUP_S = 2;
 const CLK_TCK = 100;
 
@@ -106,10 +111,28 @@ async function startServer(work) {
   return { child, address, exited, log: () => log };
 }
 
-function cpuSeconds(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime + stime, every thread
+function cpuSeconds(pids) {
+  let ticks = 0;
+  for (const pid of [pids].flat()) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]); // utime + stime, every thread
+    } catch {
+      // a worker that ended
+    }
+  }
+  return ticks / CLK_TCK;
+}
+
+/** Proportional set size summed over processes (rspamd's workers share pages with their parent), MB. */
+function pssMb(pids) {
+  let kb = 0;
+  for (const pid of pids) {
+    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    if (m) kb += Number(m[1]);
+  }
+  return kb / 1024;
 }
 
 function peakRssMb(pid) {
@@ -170,8 +193,8 @@ function replayStream() {
   };
 }
 
-function requestsFor(name) {
-  const base = { method: 'POST', path: '/v1/check', headers: { 'content-type': 'message/rfc822' } };
+function requestsFor(name, urlPath = '/v1/check') {
+  const base = { method: 'POST', path: urlPath, headers: { 'content-type': 'message/rfc822' } };
   if (name === 'cache-hit') {
     const one = ham.find((m) => m.length > 2_000 && m.length < 8_000) ?? ham[0];
     return { requests: [{ ...base, body: one }], note: `one ${one.length}-byte ham message` };
@@ -213,28 +236,51 @@ async function sourcesOf(address) {
   return out;
 }
 
+/** Warm-up, a full-speed run, then a run at half that rate; CPU over the full-speed run. */
+async function drive(address, requests, pids) {
+  await load(address, requests, { duration: WARMUP_S });
+  const cpu0 = cpuSeconds(pids());
+  const t0 = performance.now();
+  const peak = await load(address, requests, { duration });
+  const used = cpuSeconds(pids()) - cpu0;
+  const cores = used / ((performance.now() - t0) / 1000);
+  const cpuPerReq = (used * 1e6) / Math.max(1, peak.requests.total);
+  const rate = Math.max(1, Math.floor(peak.requests.average / 2));
+  const half = await load(address, requests, { duration, overallRate: rate });
+  return { peak, half, rate, cores, cpuPerReq };
+}
+
 async function measure(name) {
   const work = mkdtempSync(path.join(os.tmpdir(), 'atlas-bench-http-'));
   const server = await startServer(work);
   const pid = server.child.pid;
   try {
     const { requests, note } = requestsFor(name);
-    await load(server.address, requests, { duration: WARMUP_S });
-    const cpu0 = cpuSeconds(pid);
-    const t0 = performance.now();
-    const peak = await load(server.address, requests, { duration });
-    const used = cpuSeconds(pid) - cpu0;
-    const cores = used / ((performance.now() - t0) / 1000);
-    const cpuPerReq = (used * 1e6) / Math.max(1, peak.requests.total);
-    const rate = Math.max(1, Math.floor(peak.requests.average / 2));
-    const half = await load(server.address, requests, { duration, overallRate: rate });
+    const r = await drive(server.address, requests, () => [pid]);
     const sources = await sourcesOf(server.address);
     const rss = peakRssMb(pid);
+    const pss = pssMb([pid]);
     server.child.kill('SIGTERM');
     const code = await server.exited;
-    return { name, note, peak, half, rate, cores, cpuPerReq, rss, sources, exit: code };
+    return { name, note, ...r, rss, pss, sources, exit: code };
   } finally {
     if (server.child.exitCode === null) server.child.kill('SIGKILL');
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+async function measurePeer(name) {
+  const work = mkdtempSync(path.join(os.tmpdir(), 'atlas-bench-rspamd-'));
+  chmodSync(work, 0o755);
+  const peer = await startRspamd(work, PEER_PORT);
+  try {
+    const { requests } = requestsFor(name, '/checkv2');
+    const r = await drive(peer.address, requests, peer.pids);
+    return { ...r, pss: pssMb(peer.pids()) };
+  } finally {
+    peer.child.kill('SIGTERM');
+    await Promise.race([peer.exited, new Promise((res) => setTimeout(res, 10_000))]);
+    if (peer.child.exitCode === null) peer.child.kill('SIGKILL');
     rmSync(work, { recursive: true, force: true });
   }
 }
@@ -248,28 +294,44 @@ console.log(
 console.log(`target: ${target === 'deno' ? 'Deno edge entry (deno serve src/edge/main.ts)' : 'atlas-email serve (Node)'}`);
 console.log(`server: ${model ? `--model ${model}` : 'default model (if present)'}${configFile ? `, --config ${configFile}` : ''}\n`);
 
+console.log(withPeer ? `peer: Rspamd 3.4 on /checkv2, same requests and connections (network modules off, peers.md)\n` : 'peer: skipped (--no-peer, or rspamd not installed)\n');
+
 const rows = [];
 for (const name of scenarios) {
   const r = await measure(name);
-  rows.push(r);
+  const peer = withPeer ? await measurePeer(name) : null;
+  rows.push({ ...r, peer });
   const bad = r.peak.non2xx + r.peak.errors + r.peak.timeouts;
   console.log(`${name}: ${r.note}`);
   console.log(
-    `  peak  ${fmt(r.peak.requests.average)} req/s  p50 ${r.peak.latency.p50} ms  p99 ${r.peak.latency.p99} ms  server CPU ${fmt(r.cores, 2)} cores (${fmt(r.cpuPerReq)} µs/req)` +
+    `  atlas   peak ${fmt(r.peak.requests.average)} req/s  p50 ${r.peak.latency.p50} ms  p99 ${r.peak.latency.p99} ms  server ${fmt(r.cores, 2)} cores (${fmt(r.cpuPerReq)} µs CPU/req)` +
       `${bad ? `  (${r.peak.non2xx} non-2xx, ${r.peak.errors} errors, ${r.peak.timeouts} timeouts)` : ''}`,
   );
-  console.log(`  half  ${fmt(r.half.requests.average)} req/s (target ${r.rate})  p50 ${r.half.latency.p50} ms  p99 ${r.half.latency.p99} ms`);
+  console.log(`          half ${fmt(r.half.requests.average)} req/s (target ${r.rate})  p50 ${r.half.latency.p50} ms  p99 ${r.half.latency.p99} ms`);
   const total = Object.values(r.sources).reduce((a, b) => a + b, 0);
   const mix = Object.entries(r.sources)
-    .map(([s, n]) => `${s} ${fmt((100 * n) / total, 1)}%`)
+    .map(([src, n]) => `${src} ${fmt((100 * n) / total, 1)}%`)
     .join(', ');
-  console.log(`  peak RSS ${fmt(r.rss)} MB · verdict sources: ${mix} · SIGTERM exit ${r.exit}\n`);
+  console.log(`          peak RSS ${fmt(r.rss)} MB (PSS ${fmt(r.pss)} MB) · verdict sources: ${mix} · SIGTERM exit ${r.exit}`);
+  if (peer) {
+    console.log(
+      `  rspamd  peak ${fmt(peer.peak.requests.average)} req/s  p50 ${peer.peak.latency.p50} ms  p99 ${peer.peak.latency.p99} ms  server ${fmt(peer.cores, 2)} cores (${fmt(peer.cpuPerReq)} µs CPU/req)  PSS ${fmt(peer.pss)} MB`,
+    );
+    console.log(`          half ${fmt(peer.half.requests.average)} req/s (target ${peer.rate})  p50 ${peer.half.latency.p50} ms  p99 ${peer.half.latency.p99} ms`);
+    console.log(
+      `  ratio   atlas/rspamd: ${fmt(r.peak.requests.average / peer.peak.requests.average, 1)}× req/s, ${fmt(peer.cpuPerReq / r.cpuPerReq, 1)}× less server CPU per request`,
+    );
+  }
+  console.log('');
 }
 
-console.log('| scenario | req/s | p50 / p99 ms | server cores | server µs CPU/req | half-load req/s | half-load p50 / p99 ms | peak RSS MB |');
-console.log('|---|---|---|---|---|---|---|---|');
-for (const r of rows) {
+console.log('| scenario | server | req/s | p50 / p99 ms | server cores | µs CPU/req | half-load req/s | half-load p50 / p99 ms | memory MB |');
+console.log('|---|---|---|---|---|---|---|---|---|');
+const line = (name, who, x, mem) =>
   console.log(
-    `| ${r.name} | ${fmt(r.peak.requests.average)} | ${r.peak.latency.p50} / ${r.peak.latency.p99} | ${fmt(r.cores, 2)} | ${fmt(r.cpuPerReq)} | ${fmt(r.half.requests.average)} | ${r.half.latency.p50} / ${r.half.latency.p99} | ${fmt(r.rss)} |`,
+    `| ${name} | ${who} | ${fmt(x.peak.requests.average)} | ${x.peak.latency.p50} / ${x.peak.latency.p99} | ${fmt(x.cores, 2)} | ${fmt(x.cpuPerReq)} | ${fmt(x.half.requests.average)} | ${x.half.latency.p50} / ${x.half.latency.p99} | ${mem} |`,
   );
+for (const r of rows) {
+  line(r.name, 'atlas-email', r, `RSS peak ${fmt(r.rss)}`);
+  if (r.peer) line(r.name, 'rspamd 3.4', r.peer, `PSS ${fmt(r.peer.pss)}`);
 }
