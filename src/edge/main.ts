@@ -15,6 +15,8 @@ interface DenoLike {
   readFile(path: string | URL): Promise<Uint8Array>;
   readDir(path: string | URL): AsyncIterable<{ name: string; isFile: boolean }>;
   watchFs?(path: string): AsyncIterable<{ kind: string; paths: string[] }>;
+  addSignalListener?(signal: 'SIGTERM' | 'SIGINT', handler: () => void): void;
+  exit(code: number): never;
   errors: { NotFound: new (...args: never[]) => Error };
 }
 
@@ -69,6 +71,14 @@ if (Deno.watchFs) {
       }, 100);
     }
   })().catch((e) => console.error(`edge: cannot watch rules: ${(e as Error).message}`));
+}
+
+// deno serve waits for idle keep-alive connections to close before exiting on SIGTERM, which a client
+// pool may never do: flush the verdict sink and exit instead.
+for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+  Deno.addSignalListener?.(sig, () => {
+    edge.sink.flush().finally(() => Deno.exit(0));
+  });
 }
 
 export default { fetch: edge.fetch };
