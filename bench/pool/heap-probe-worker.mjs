@@ -1,17 +1,19 @@
-// Bench-only worker: the real classifier worker, plus a heap report every 1,000 tasks on a
+// Bench-only worker: the real classifier worker, plus a heap report every 1,000 messages on a
 // BroadcastChannel, so the RSS run can tell worker heap growth from allocator noise.
 import { BroadcastChannel, threadId } from 'node:worker_threads';
 import classifyTask from '../../dist/pool/worker.js';
 
 const channel = new BroadcastChannel('atlas-bench-heap');
 channel.unref();
-let tasks = 0;
+let messages = 0;
 
 export default function probedTask(task) {
   const reply = classifyTask(task);
-  if (++tasks % 1000 === 0) {
+  const before = messages;
+  messages += task.items.length;
+  if (Math.floor(messages / 1000) !== Math.floor(before / 1000)) {
     const { heapUsed, external, arrayBuffers } = process.memoryUsage();
-    channel.postMessage({ threadId, tasks, heapUsed, external, arrayBuffers });
+    channel.postMessage({ threadId, messages, heapUsed, external, arrayBuffers });
   }
   return reply;
 }
