@@ -29,6 +29,11 @@ describe('progress lines', () => {
     expect(s).toContain('skipped too large 1, errors 2');
     expect(s).toContain('nothing was changed');
   });
+
+  it('adds the process figures the bench reads: peak RSS and CPU per message', () => {
+    const t = { ...emptyTally(), scanned: 1000, ham: 1000 };
+    expect(formatSummary(t, 1000, false, { peakRssBytes: 100 * 1048576, cpuMs: 2000 })).toContain('peak RSS 100.0 MB, CPU 2.0 s, 2.00 ms/msg');
+  });
 });
 
 describe('createProgress', () => {

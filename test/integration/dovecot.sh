@@ -10,7 +10,8 @@
 #
 # Environment: DC_DIR (default /tmp/atlas-dovecot), DC_PORT (default 15143),
 #              DC_USERS "user:password ..." (default "test:secret"),
-#              DC_MAIL_UID / DC_MAIL_GID owner of the mail files (not root; default 65534).
+#              DC_MAIL_UID / DC_MAIL_GID owner of the mail files (not root; default 65534),
+#              DC_MAIL_FSYNC Dovecot's mail_fsync (default optimized).
 set -euo pipefail
 
 DC_DIR=${DC_DIR:-/tmp/atlas-dovecot}
@@ -64,6 +65,8 @@ info_log_path = $logfile
 first_valid_uid = 1
 first_valid_gid = 1
 mail_location = maildir:~/Maildir
+# DC_MAIL_FSYNC=never for throwaway bench mail; Dovecot's default (optimized) otherwise
+mail_fsync = ${DC_MAIL_FSYNC:-optimized}
 passdb {
   driver = passwd-file
   args = scheme=PLAIN username_format=%u $users

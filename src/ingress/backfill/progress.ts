@@ -134,7 +134,13 @@ export function logLine(folder: string, done: number, total: number, perSecond: 
   return `backfill: ${folder}: ${done}/${total} (${pct}%) ${formatRate(perSecond)}, ETA ${eta(done, total, perSecond)}, spam ${tally.spam}, errors ${tally.errors}`;
 }
 
-export function formatSummary(t: Tally, elapsedMs: number, dryRun: boolean, peakRssBytes?: number): string {
+export interface ProcessFigures {
+  peakRssBytes: number;
+  /** User + system CPU of the whole process (worker threads included), ms. */
+  cpuMs: number;
+}
+
+export function formatSummary(t: Tally, elapsedMs: number, dryRun: boolean, figures?: ProcessFigures): string {
   const secs = elapsedMs / 1000;
   const lines = [
     `backfill ${dryRun ? 'dry run ' : ''}summary: ${t.scanned} scanned in ${formatDuration(secs)} (${formatRate(secs > 0 ? t.scanned / secs : 0)})`,
@@ -143,7 +149,10 @@ export function formatSummary(t: Tally, elapsedMs: number, dryRun: boolean, peak
     `  skipped too large ${t.tooLarge}, errors ${t.errors}`,
   ];
   if (t.resumed || t.reconnects) lines.push(`  resumed from an interrupted run ${t.resumed}, reconnects ${t.reconnects}`);
-  if (peakRssBytes !== undefined) lines.push(`  peak RSS ${(peakRssBytes / 1048576).toFixed(1)} MB`);
+  if (figures) {
+    const perMsg = t.scanned > 0 ? `, ${(figures.cpuMs / t.scanned).toFixed(2)} ms/msg` : '';
+    lines.push(`  peak RSS ${(figures.peakRssBytes / 1048576).toFixed(1)} MB, CPU ${(figures.cpuMs / 1000).toFixed(1)} s${perMsg}`);
+  }
   if (dryRun) lines.push('  dry run: nothing was changed on the server or in the database');
   return lines.join('\n');
 }
