@@ -213,13 +213,16 @@ export class ClassifierPool implements Classifier {
     }
     const task: WorkerTask = { items };
     const answered = (gen.pool.run(task, { transferList }) as Promise<WorkerReply>).then(
-      (replies) => jobs.forEach((job, k) => this.answered(job, items[k]!.id, replies[k]!)),
+      (replies) => jobs.forEach((job, k) => this.answered(job, items[k]!.id, Array.isArray(replies) ? replies[k] : undefined)),
       (err: unknown) => jobs.forEach((job, k) => this.failed(job, items[k]!.id, gen, err)),
     );
-    const done = answered.then(() => {
-      gen.tasks.delete(done);
-      this.dispatch();
-    });
+    const done = answered
+      // Only a bug here could throw; it must not become an unhandled rejection that ends the process.
+      .catch((err: unknown) => this.log(`classifier pool: ${err instanceof Error ? err.message : String(err)}`))
+      .then(() => {
+        gen.tasks.delete(done);
+        this.dispatch();
+      });
     gen.tasks.add(done);
   }
 
@@ -231,15 +234,17 @@ export class ClassifierPool implements Classifier {
     return true;
   }
 
-  private answered(job: Job, id: number, reply: ItemReply): void {
+  private answered(job: Job, id: number, reply: ItemReply | undefined): void {
     if (job.taskId !== id || !this.settle(job)) return;
-    if (reply.ok) {
+    if (!reply) {
+      job.reject(new FilterError('EINTERNAL', 'the classifier worker sent no answer for this message'));
+    } else if (reply.ok) {
       this.counts.completed++;
       job.resolve(reply.result);
-      return;
+    } else {
+      const code = (reply.code in ErrorCodes ? reply.code : 'EINTERNAL') as ErrorCode;
+      job.reject(new FilterError(code, reply.message));
     }
-    const code = (reply.code in ErrorCodes ? reply.code : 'EINTERNAL') as ErrorCode;
-    job.reject(new FilterError(code, reply.message));
   }
 
   private failed(job: Job, id: number, gen: Generation, err: unknown): void {

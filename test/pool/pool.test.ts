@@ -174,6 +174,15 @@ describe('ClassifierPool', () => {
     expect(pool.stats()).toMatchObject({ workers: 1, crashes: 1 });
   });
 
+  it("passes on the classifier's own error code, and answers a message the worker left out", async () => {
+    const pool = startPool({ workers: 1, workerFile: faultyWorker });
+    const refused = await rejection(pool.classify(request(withFault('refuse'))));
+    expect([refused.code, refused.message]).toEqual(['EMALFORMED', 'injected refusal']);
+    const muted = await rejection(pool.classify(request(withFault('mute'))));
+    expect(muted.code).toBe('EINTERNAL');
+    expect(await pool.classify(request(ham))).toEqual(classifyMessage(ham, loadModel(modelBytes)));
+  });
+
   it('refuses with EOVERLOAD once the queue is full, and serves what it accepted', async () => {
     const pool = startPool({ workers: 1, queueLength: 2, workerFile: faultyWorker });
     const busy = pool.classify(request(withFault('slow 300')));
