@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { auc, stratifiedFolds } from '../../dist/cli/eval.js';
 import { analyse } from '../../dist/core/content.js';
-import { emptyModel, spamProbability, trainBatch } from '../../dist/core/model.js';
+import { emptyModel, spamProbability, TRAIN_EPOCHS, trainBatch } from '../../dist/core/model.js';
 import { parseMessage } from '../../dist/core/parse.js';
 import { defaultTokenOptions, features } from '../../dist/core/tokens.js';
 
@@ -86,7 +86,7 @@ function crossValidate(xs) {
     const batch = [];
     xs.forEach((x, i) => folds[i] !== k && batch.push({ features: x, label: labels[i] }));
     const lr = emptyModel();
-    trainBatch(lr, batch, 5, SEED + k);
+    trainBatch(lr, batch, TRAIN_EPOCHS, SEED + k);
     const nb = trainNB(batch);
     xs.forEach((x, i) => {
       if (folds[i] !== k) return;

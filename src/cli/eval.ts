@@ -5,7 +5,7 @@ import { bayesSymbol, emptyModel, prepare } from '../core/classify.ts';
 import { contentSymbols } from '../core/content.ts';
 import { FilterError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
-import { spamProbability, trainBatch } from '../core/model.ts';
+import { spamProbability, TRAIN_EPOCHS, trainBatch } from '../core/model.ts';
 import type { SymbolHit } from '../core/verdict.ts';
 import { EXIT, intFlag, parseCommand, UsageError } from './args.ts';
 import { loadConfig } from './config-file.ts';
@@ -168,7 +168,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
       trainBatch(
         m,
         items.filter((_, i) => fold[i] !== k),
-        5,
+        TRAIN_EPOCHS,
         seed + k,
       );
       items.forEach((it, i) => {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { emptyModel, loadModel, type Model, prepare, serializeModel } from '../core/classify.ts';
 import { FilterError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
-import { trainBatch } from '../core/model.ts';
+import { TRAIN_EPOCHS, trainBatch } from '../core/model.ts';
 import { EXIT, type Options, parseCommand, UsageError } from './args.ts';
 import { loadConfig } from './config-file.ts';
 import { type MailItem, readMailSource } from './mailsource.ts';
@@ -100,7 +100,7 @@ export async function learnCommand(argv: string[]): Promise<number> {
   if (!args) return EXIT.OK;
   const sources: LabelledSource[] = [...fileSources(args.values), ...imapSources(args.values)];
   if (sources.length === 0) throw new UsageError('give at least one --spam PATH or --ham PATH, or --imap URL with --spam-folder/--ham-folder');
-  const epochs = args.values.epochs === undefined ? 5 : Number(args.values.epochs);
+  const epochs = args.values.epochs === undefined ? TRAIN_EPOCHS : Number(args.values.epochs);
   if (!Number.isInteger(epochs) || epochs < 1 || epochs > 50) throw new UsageError(`--epochs must be a whole number from 1 to 50, got "${String(args.values.epochs)}"`);
   const config = loadConfig(args.values.config as string | undefined);
   const file = (args.values.model as string | undefined) ?? config.modelFile;
