@@ -23,9 +23,9 @@ import type { ItemReply, WorkerData, WorkerItem, WorkerReply, WorkerTask } from 
 export interface ClassifierPoolOptions {
   /** Worker threads (config.pool.workers, ATLAS_WORKER_COUNT). */
   workers: number;
-  /** Tasks allowed to wait for a worker; one more is refused with EOVERLOAD. */
+  /** Messages allowed to wait for a worker; one more is refused with EOVERLOAD. */
   queueLength: number;
-  /** Longest a task may take, queue wait included; a request's own deadline may cut it shorter. */
+  /** Longest a message may take, queue wait included; a request's own deadline may cut it shorter. */
   taskTimeoutMs: number;
   /** The model file's bytes; null classifies with content rules only. */
   modelBytes: Uint8Array | null;
@@ -36,7 +36,7 @@ export interface ClassifierPoolOptions {
    * no message can trigger in production.
    */
   workerFile?: string;
-  /** Reports events that have no caller to reject (a worker failing while idle). */
+  /** Reports events that have no caller to reject (a worker failing while idle). Default: stderr. */
   log?: (msg: string) => void;
 }
 
