@@ -178,8 +178,8 @@ try {
           'filter cores': +cores.toFixed(2),
           // CPU the filter process spent per message: steadier than msg/s on a shared machine.
           'filter CPU ms/msg': +((cores * r.secs * 1000) / perRun).toFixed(3),
-          '250': r.codes[250],
-          '550': r.codes[550],
+          'replied 250': r.codes[250],
+          'replied 550': r.codes[550],
           'other replies': r.codes.other,
           'sink got': delivered,
         });
