@@ -62,12 +62,26 @@ function decoderFor(charset: string): Decoder | null {
   return d;
 }
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * For text with no usable charset label (none, "us-ascii" on 8-bit bytes, one the runtime does not
+ * know): UTF-8 when the bytes are valid UTF-8, else windows-1252, the two that unlabelled mail uses.
+ */
+function guessDecode(bytes: Uint8Array): string {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return latin1.decode(bytes);
+  }
+}
+
 export function decodeBytes(bytes: Uint8Array, charset: string, defects?: string[]): string {
-  const cs = charset || 'utf-8';
-  const d = cs === 'us-ascii' || cs === 'ascii' ? latin1 : decoderFor(cs);
+  if (!charset || charset === 'us-ascii' || charset === 'ascii') return guessDecode(bytes);
+  const d = decoderFor(charset);
   if (d) return d.decode(bytes);
   defects?.push('charset');
-  return decoderFor('utf-8')!.decode(bytes);
+  return guessDecode(bytes);
 }
 
 /** Unfolds and splits a header block (latin1 string) into headers, bounded by limits. */
@@ -333,7 +347,7 @@ function parsePart(ctx: Ctx, start: number, end: number, depth: number, defaultT
   else bytes = ctx.raw.subarray(bStart, Math.min(end, bStart + budget));
   if (bytes.length > budget) bytes = bytes.subarray(0, budget);
   ctx.textBytes += bytes.length;
-  let text = decodeBytes(bytes, charset || (isText ? 'utf-8' : 'windows-1252'), msg.defects);
+  let text = decodeBytes(bytes, charset, msg.defects);
   if (text.includes('\0')) text = text.replace(/\0/g, ' ');
   msg.parts.push({ html: type === 'text/html', text });
 }

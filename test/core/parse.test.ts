@@ -29,6 +29,12 @@ describe('parseMessage', () => {
     expect(m.parts).toEqual([{ html: false, text: 'body\n' }]);
   });
 
+  it('reads unlabelled 8-bit text as UTF-8 when valid, else as windows-1252', () => {
+    const latin = new Uint8Array([...bytes('Subject: x\r\n\r\ncaf'), 0xe9]);
+    expect(parseMessage(latin).parts[0]!.text).toBe('café');
+    expect(parseMessage(bytes('Content-Type: text/plain; charset=us-ascii\r\n\r\ncafé')).parts[0]!.text).toBe('café');
+  });
+
   it('decodes RFC 2047 words, joining adjacent ones and leaving broken ones alone', () => {
     expect(decodeWords('=?utf-8?q?caf=C3=A9?= =?utf-8?b?IGNsdWI=?=')).toBe('café club');
     expect(decodeWords('=?x-nonsense?q?abc?=')).toBe('=?x-nonsense?q?abc?=');
