@@ -39,7 +39,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     errorHandler: (e) => errorResponse(e instanceof RequestError ? new FilterError('EPROTOCOL', e.message) : e),
   });
   let closing = false;
-  /** Answers not yet started; told to close their connection when shutdown begins. */
+  /** Requests being answered; those whose headers are not out yet are told to close at shutdown. */
   const pending = new Set<ServerResponse>();
   const server = createServer(
     {
