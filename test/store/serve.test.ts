@@ -2,7 +2,7 @@
 // SQLite after SIGTERM; after SIGKILL only the unwritten tail of the queue is missing and the file
 // passes PRAGMA integrity_check.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -25,9 +25,9 @@ afterEach(async () => {
   }
 });
 
-async function serve(config?: string): Promise<Serve> {
+async function serve(config?: string, dbFile?: string): Promise<Serve> {
   const dir = tempDir('atlas-serve-store-');
-  const db = path.join(dir, 'atlas.db');
+  const db = dbFile ?? path.join(dir, 'atlas.db');
   const args = [path.join(root, 'dist/cli/index.js'), 'serve', '--http', '127.0.0.1:0', '--db', db];
   if (config) {
     writeFileSync(path.join(dir, 'config.yaml'), config);
@@ -117,6 +117,32 @@ describe('serve and the verdict log', () => {
     if (answered >= 0) expect(n).toBeLessThanOrEqual(answered + 16);
     expect(scalar(s.db, 'PRAGMA integrity_check')).toBe('ok');
   }, 300_000);
+
+  it('keeps answering mail while the log file is corrupt, and logs again once it is moved aside', async () => {
+    const dir = tempDir('atlas-serve-corrupt-');
+    const db = path.join(dir, 'atlas.db');
+    writeFileSync(db, 'this is not a SQLite database\n'.repeat(100));
+    const s = await serve('log:\n  flushMs: 10\n', db);
+    expect(s.log()).toMatch(/ESTORE: verdict log .*atlas\.db: cannot open: the file is not a SQLite database or is corrupt; move it aside/);
+    expect(await check(s.base, 20, 4)).toBe(20);
+    const health = await fetch(`${s.base}/v1/health`);
+    expect(health.status).toBe(503);
+    expect(((await health.json()) as { checks: Record<string, { ok: boolean; queued: number }> }).checks.store).toMatchObject({ ok: false, queued: 20 });
+    renameSync(db, `${db}.corrupt`);
+    // The new file exists a moment before its schema does.
+    const logged = () => {
+      try {
+        return rows(db);
+      } catch {
+        return -1;
+      }
+    };
+    await until(() => existsSync(db) && logged() === 20, 'the held verdicts to be written to a new file', 1_200, 50);
+    expect(await check(s.base, 5, 1)).toBe(5);
+    s.child.kill('SIGTERM');
+    expect(await s.exited).toBe(0);
+    expect(rows(db)).toBe(25);
+  }, 120_000);
 
   it('GET /v1/verdicts serves the history of the running process', async () => {
     const s = await serve('log:\n  flushMs: 10\n');
