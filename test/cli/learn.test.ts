@@ -1,11 +1,11 @@
 // `atlas-email learn` as a user runs it: a real process on the built CLI (npm run build first).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { classifyMessage, loadModel } from '../../src/core/classify.ts';
-import { splitMbox } from '../../src/cli/mailsource.ts';
+import { readMailSource, sourceName, splitMbox } from '../../src/cli/mailsource.ts';
 import { root } from '../helpers/env.ts';
 
 const cli = path.join(root, 'dist/cli/index.js');
@@ -75,5 +75,40 @@ describe('mbox reading', () => {
     expect(msgs[0]!.startsWith('From: Offers <win@promo-deals.example>\n')).toBe(true);
     expect(msgs[1]).toContain('\nFrom the desk of the manager: act now.\n');
     expect(msgs[1]!.endsWith('act now.\n')).toBe(true);
+  });
+
+  it('splits CRLF mboxes too', () => {
+    const mbox = 'From a@b Mon Mar  2 10:00:00 2026\r\nSubject: one\r\n\r\nbody\r\n\r\nFrom a@b Mon Mar  2 10:01:00 2026\r\nSubject: two\r\n\r\nbody\r\n';
+    const msgs = [...splitMbox(new TextEncoder().encode(mbox))].map((m) => new TextDecoder().decode(m));
+    expect(msgs).toEqual(['Subject: one\r\n\r\nbody\r\n', 'Subject: two\r\n\r\nbody\r\n']);
+  });
+});
+
+describe('mail sources', () => {
+  it('reads .eml folders recursively and Maildir cur/new, in name order, skipping other files', () => {
+    const dir = tmp();
+    mkdirSync(path.join(dir, 'cur'));
+    mkdirSync(path.join(dir, 'sub'));
+    writeFileSync(path.join(dir, 'b.eml'), 'Subject: b\n\nb');
+    writeFileSync(path.join(dir, 'a.eml'), 'Subject: a\n\na');
+    writeFileSync(path.join(dir, 'notes.txt'), 'not mail');
+    writeFileSync(path.join(dir, '.hidden.eml'), 'Subject: h\n\nh');
+    writeFileSync(path.join(dir, 'cur', '1700000000.M1P1.host:2,S'), 'Subject: maildir\n\nm');
+    writeFileSync(path.join(dir, 'sub', 'c.eml'), 'Subject: c\n\nc');
+    const names = [...readMailSource(dir)].map((m) => path.relative(dir, m.name));
+    expect(names).toEqual(['a.eml', 'b.eml', path.join('cur', '1700000000.M1P1.host:2,S'), path.join('sub', 'c.eml')]);
+  });
+
+  it('reads a single message file as one message', () => {
+    const msgs = [...readMailSource(fx('classify-mime.eml'))];
+    expect(msgs).toHaveLength(1);
+    expect(msgs[0]!.raw.length).toBe(readFileSync(fx('classify-mime.eml')).length);
+  });
+
+  it('names sources as eval prints them', () => {
+    expect(sourceName('/x/corpus/spamassassin/ham')).toBe('spamassassin');
+    expect(sourceName('/x/corpus/spamassassin/spam/')).toBe('spamassassin');
+    expect(sourceName('/mail/Junk')).toBe('Junk');
+    expect(sourceName('/mail/archive.mbox')).toBe('archive');
   });
 });
