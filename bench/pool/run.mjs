@@ -187,6 +187,34 @@ for (const [name, xs] of [['pool(1)', runs.pool1], ['pool(2)', runs.pool2]]) {
 }
 console.log(`load average (1 min) before: ${loadBefore.toFixed(2)}, after: ${os.loadavg()[0].toFixed(2)} — on 2 cores\n`);
 
+// Latency when messages come one at a time (no queue, so no batching): the pool's round trip.
+async function latency(samples) {
+  const pool = new ClassifierPool({ workers: 2, queueLength: 16, taskTimeoutMs: 60_000, modelBytes });
+  const direct = [];
+  const pooled = [];
+  try {
+    for (let i = 0; i < 200; i++) await pool.classify({ raw: messages[i], look, deadline: performance.now() + 60_000 }); // warm-up
+    for (let i = 0; i < samples; i++) {
+      const raw = messages[(i * 7) % messages.length];
+      let t = performance.now();
+      classify.classifyMessage(raw, model);
+      direct.push(performance.now() - t);
+      t = performance.now();
+      await pool.classify({ raw, look, deadline: performance.now() + 60_000 });
+      pooled.push(performance.now() - t);
+    }
+  } finally {
+    await pool.close();
+  }
+  const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))].toFixed(2);
+  return [
+    { path: 'in-process', 'p50 ms': pct(direct, 50), 'p90 ms': pct(direct, 90), 'p99 ms': pct(direct, 99) },
+    { path: 'pool (2 workers)', 'p50 ms': pct(pooled, 50), 'p90 ms': pct(pooled, 90), 'p99 ms': pct(pooled, 99) },
+  ];
+}
+console.log('latency, one message at a time (2,000 messages):');
+console.table(await latency(2000));
+
 const workers = Math.max(1, os.availableParallelism());
 const rss = await rssRun(workers);
 console.log(`RSS over ${rssCount.toLocaleString('en-US')} classifications, pool of ${workers} workers (${fmt(rssCount / rss.seconds)} msgs/s):`);
