@@ -99,14 +99,15 @@ function sameToken(given: string, expected: string): boolean {
   return diff === 0;
 }
 
+/** The bearer token, or Rspamd's controller `Password` header (what `rspamc -P` sends). */
 function authorize(h: Headers, token: string | null): void {
   if (!token) {
     throw new FilterError('EAUTH', 'learning over HTTP is disabled: set http.token in the config or ATLAS_API_TOKEN', {
       status: 403,
     });
   }
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(h.get('authorization') ?? '');
-  if (!m || !sameToken(m[1] as string, token)) throw new FilterError('EAUTH', 'a valid "Authorization: Bearer <token>" header is required');
+  const given = /^Bearer\s+(\S+)\s*$/i.exec(h.get('authorization') ?? '')?.[1] ?? h.get('password')?.trim();
+  if (!given || !sameToken(given, token)) throw new FilterError('EAUTH', 'a valid "Authorization: Bearer <token>" header is required');
 }
 
 const notAllowed = (method: string) => () => {
@@ -150,17 +151,28 @@ export function createHttpApp(deps: HttpAppDeps): Hono {
   // Rspamd's liveness probe, used by its proxy and by load balancers configured for Rspamd.
   app.get('/ping', (c) => c.text('pong\r\n'));
 
+  const learnRequest = async (req: Request, label: LearnLabel): Promise<object | void> => {
+    authorize(req.headers, config.http.token);
+    if (!deps.learn) throw new FilterError('EWORKER', 'this process has no classifier to train (started without the model?)');
+    checkContentType(req.headers);
+    const raw = await readMessage(req, config.maxMessageBytes);
+    return deps.learn(raw, label);
+  };
+
   app.post('/v1/learn/:label', async (c) => {
     const label = c.req.param('label');
     if (label !== 'spam' && label !== 'ham') throw new FilterError('EPROTOCOL', 'learn "spam" or "ham"', { status: 404 });
-    authorize(c.req.raw.headers, config.http.token);
-    if (!deps.learn) throw new FilterError('EWORKER', 'this process has no classifier to train (started without the model?)');
-    checkContentType(c.req.raw.headers);
-    const raw = await readMessage(c.req.raw, config.maxMessageBytes);
-    const result = await deps.learn(raw, label);
+    const result = await learnRequest(c.req.raw, label);
     return c.json({ learned: label, ...(result ?? {}) });
   });
   app.all('/v1/learn/:label', notAllowed('POST'));
+  // Rspamd's controller paths, so `rspamc -P TOKEN learn_spam FILE` trains this filter.
+  for (const label of ['spam', 'ham'] as const) {
+    app.post(`/learn${label}`, async (c) => {
+      await learnRequest(c.req.raw, label);
+      return c.json({ success: true });
+    });
+  }
 
   app.get('/v1/health', async (c) => {
     const checks = deps.health ? await deps.health() : [];

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { root } from '../helpers/env.ts';
-import { RULES_ONLY, type ServeProcess, startServe, stopServe } from './http-helpers.ts';
+import { RULES_ONLY, type ServeProcess, startServe, stopServe, trainModel } from './http-helpers.ts';
 
 const hasRspamc = spawnSync('rspamc', ['--help'], { encoding: 'utf8' }).status === 0;
 const fx = (name: string) => path.join(root, 'test/fixtures', name);
@@ -51,6 +51,24 @@ describe.skipIf(!hasRspamc)(title, () => {
     const denied = rspamc(['-F', 'someone@mailer.invalid', 'symbols', fx('ham-plain.eml')]);
     expect(denied.stdout).toMatch(/^Action: reject$/m);
     expect(denied.stdout).toMatch(/^Symbol: DENY_INVALID_SENDER_TLD/m);
+  });
+
+  it('trains the model with rspamc -P TOKEN learn_spam (Rspamd\'s controller protocol)', async () => {
+    const { model } = trainModel();
+    const learner = await startServe(['--model', model], { ATLAS_API_TOKEN: 'rspamc-token' });
+    try {
+      const run = (password: string) =>
+        spawnSync('rspamc', ['-h', learner.address, '-t', '20', '-P', password, 'learn_spam', fx('ham-plain.eml')], { encoding: 'utf8', timeout: 30_000 });
+      const ok = run('rspamc-token');
+      expect(ok.status).toBe(0);
+      expect(ok.stdout).toMatch(/^success = true;$/m);
+      const health = await (await fetch(`http://${learner.address}/v1/health`)).json();
+      expect(health.checks.pool.modelVersion).toBe(1);
+      const refused = run('wrong-token');
+      expect(refused.stdout + refused.stderr).toMatch(/401/);
+    } finally {
+      await stopServe(learner);
+    }
   });
 
   it('gives rspamc -j the milter headers to add', () => {

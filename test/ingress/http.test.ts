@@ -302,6 +302,16 @@ describe('POST /v1/learn/:label', () => {
     ]);
   });
 
+  it('takes Rspamd\'s controller paths and Password header (rspamc -P TOKEN learn_spam)', async () => {
+    const before = learned.length;
+    const { app } = appWith({ config: withToken, deps: { learn } });
+    const res = await app.request('/learnspam', post(lottery, { Password: 's3cret-token' }));
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ success: true });
+    expect(learned.slice(before)).toEqual([['Return-Path:', 'spam']]);
+    expect((await app.request('/learnham', post(ham, { Password: 'nope' }))).status).toBe(401);
+  });
+
   it('answers 404 for another label, 405 for GET, 503 when this process cannot learn', async () => {
     const auth = { authorization: 'Bearer s3cret-token' };
     expect((await appWith({ config: withToken, deps: { learn } }).app.request('/v1/learn/eggs', post(ham, auth))).status).toBe(404);
