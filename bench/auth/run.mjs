@@ -106,22 +106,28 @@ config.auth.dnsServers = [`127.0.0.1:${port}`];
 config.auth.authservId = 'bench.test';
 
 /** Runs the stage over `list` in order, timing only check() (the quick look is the scan's, not ours). */
+// Quick looks are made once, before any timing: the scan makes them anyway, and making them inside a
+// pass would fill the young generation with garbage the stage's figures would then pay for.
+const withLook = (m) => ({ ...m, look: quickLook(m.bytes, m.envelope, { trustedRelays: trusted }) });
+
 async function pass(stage, list = messages) {
   const times = new Float64Array(list.length);
+  const cpu0 = process.cpuUsage();
   for (let i = 0; i < list.length; i++) {
-    const m = list[i];
-    const look = quickLook(m.bytes, m.envelope, { trustedRelays: trusted });
     const t = process.hrtime.bigint();
-    await stage.check(m.bytes, look, performance.now() + 10_000);
+    await stage.check(list[i].bytes, list[i].look, performance.now() + 10_000);
     times[i] = Number(process.hrtime.bigint() - t) / 1000;
   }
+  const cpu = process.cpuUsage(cpu0);
   const sorted = [...times].sort((x, y) => x - y);
   const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
-  return { mean: times.reduce((x, y) => x + y, 0) / times.length, median: at(0.5), p90: at(0.9) };
+  const mean = times.reduce((x, y) => x + y, 0) / times.length;
+  return { mean, median: at(0.5), p90: at(0.9), cpu: (cpu.user + cpu.system) / list.length };
 }
 
 // 1. Every corpus message once, caches empty at the start; then the same messages again (a re-scan:
 //    Postfix retrying after a 4xx, or the milter and the content filter both asking).
+for (let i = 0; i < messages.length; i++) messages[i] = withLook(messages[i]);
 const caches = createCaches(config.cache);
 const stage = createAuthStage(config, { caches: () => caches });
 const q0 = queries;
@@ -157,7 +163,7 @@ for (let n = 0; n < replayCount; n++) {
   const pool = byDomain.get(ranked[i]);
   const m = pool[Math.floor(rand() * pool.length)];
   const hop = Buffer.from(`Received: from mx.bench.test ([${m.envelope.ip}]) by bench.test with ESMTP id D${n}; Mon, 23 Nov 2026 00:00:00 +0000\r\n`);
-  deliveries.push({ bytes: new Uint8Array(Buffer.concat([hop, m.bytes])), envelope: m.envelope });
+  deliveries.push(withLook({ bytes: new Uint8Array(Buffer.concat([hop, m.bytes])), envelope: m.envelope }));
 }
 const rc = createCaches(config.cache);
 const replayStage = createAuthStage(config, { caches: () => rc });
@@ -178,15 +184,23 @@ const replayLevels = sum(['auth', 'domain', 'geo'].map((l) => rc[l]));
 
 console.log(`atlas-email bench/auth — ${messages.length} corpus messages (${senders.size} envelope senders, ${domains.size} From domains), re-signed in ${(signMs / 1000).toFixed(1)} s; replay of ${deliveries.length} deliveries`);
 console.log(`node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, load average ${os.loadavg()[0].toFixed(1)}; DNS: dns2 on 127.0.0.1:${port}`);
-const row = (run, r, q) => ({ run, 'mean µs': r.mean.toFixed(1), 'median µs': r.median.toFixed(1), 'p90 µs': r.p90.toFixed(1), 'DNS queries': q });
+const row = (run, r, q) => ({
+  run,
+  'mean µs': r.mean.toFixed(1),
+  'median µs': r.median.toFixed(1),
+  'p90 µs': r.p90.toFixed(1),
+  'CPU µs/msg': r.cpu.toFixed(1),
+  'DNS queries': q,
+});
 console.table([
   row('cold: each corpus message once, empty caches', cold, coldQueries),
   row('warm: the same messages again', warm, warmQueries),
   row('replay: new message, repeat senders (Zipf)', replay, replayQueries),
 ]);
-console.log(`(time of check() per message, quick look excluded; warm = best of ${warmRuns.length} passes)`);
+console.log(`(wall time of check() per message, quick look excluded; CPU = this process's user+system time per message,`);
+console.log(` which for cold/replay includes the loopback DNS server running in this process; warm = best of ${warmRuns.length} passes)`);
 console.log('replay, facts answered from cache:');
 console.table(Object.entries(facts).map(([kind, x]) => ({ kind, hits: x.hits, misses: x.misses, 'hit rate': pct(x) })));
 console.log(`replay: facts ${pct(replayFacts)} from cache; cache levels auth+domain+geo ${pct(replayLevels)} (auth level counts each new message's miss too)`);
 console.log(`each-message-once pass, cache levels: ${Object.entries(onceLevels).map(([l, x]) => `${l} ${pct(x)}`).join(', ')}`);
-console.log(`targets: warm < 50 µs/msg → ${warm.mean < 50 ? 'met' : 'NOT met'}; replay hit rate ≥ 80% → ${replayFacts.hits / (replayFacts.hits + replayFacts.misses) >= 0.8 ? 'met' : 'NOT met'}`);
+console.log(`targets: warm < 50 µs/msg → mean ${warm.mean < 50 ? 'met' : 'NOT met'}, median ${warm.median < 50 ? 'met' : 'NOT met'}, CPU ${warm.cpu < 50 ? 'met' : 'NOT met'}; replay hit rate ≥ 80% → ${replayFacts.hits / (replayFacts.hits + replayFacts.misses) >= 0.8 ? 'met' : 'NOT met'}`);

@@ -50,6 +50,13 @@ function isNegative(code: unknown): code is 'ENOTFOUND' | 'ENODATA' {
   return code === 'ENOTFOUND' || code === 'ENODATA';
 }
 
+/**
+ * Codes that say the name itself is unusable (a From of "a@b.example>" gives "_dmarc.b.example>"). Such a
+ * name cannot exist, so it answers "no such name" — otherwise mailauth reports temperror and the message
+ * is re-checked on every scan.
+ */
+const MALFORMED_NAME = new Set(['EBADNAME', 'EBADQUERY', 'EBADSTR']);
+
 /** Rejects with ETIMEOUT after `ms` unless `p` settles first; the timer never outlives the race. */
 function within<T>(p: Promise<T>, ms: number, name: string, rrtype: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
@@ -92,6 +99,10 @@ export function createDns(options: DnsOptions): Dns {
       (err: unknown) => {
         inflight.delete(key);
         const code = (err as { code?: unknown }).code;
+        if (MALFORMED_NAME.has(code as string)) {
+          options.cache?.()?.set(key, { code: 'ENOTFOUND' } satisfies CachedAnswer);
+          throw dnsError('ENOTFOUND', name, rrtype, `${rrtype} ${name}: not a valid DNS name`);
+        }
         if (isNegative(code)) options.cache?.()?.set(key, { code } satisfies CachedAnswer);
         throw err;
       },

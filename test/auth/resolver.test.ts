@@ -37,6 +37,10 @@ describe('resolver', () => {
     expect(await codeOf(lookup('missing.example.com', 'TXT'))).toBe('ENOTFOUND');
     expect(zone.queries.length).toBe(asked);
     expect(dns.stats).toMatchObject({ queries: 4, cached: 2, timedOut: 0 });
+    // A name that cannot exist (a From domain with a stray ">") does not exist, rather than "try later".
+    expect(await codeOf(lookup('_dmarc.a.example.com>', 'TXT'))).toBe('ENOTFOUND');
+    expect(await codeOf(lookup('_dmarc.a.example.com>', 'TXT'))).toBe('ENOTFOUND');
+    expect(dns.stats).toMatchObject({ queries: 5, cached: 3 });
   });
 
   it('ends a lookup at its timeout, and every lookup once the message budget is spent', async () => {
