@@ -20,7 +20,7 @@ import { openStore, type VerdictStore } from '../store/store.ts';
 import { EXIT, parseCommand } from './args.ts';
 import { loadConfig } from './config-file.ts';
 import { shipped } from './paths.ts';
-import { createLearner } from './learner.ts';
+import { createLearner, type Learner } from './learner.ts';
 import { createPipeline, type Pipeline } from './pipeline.ts';
 import { createRuntime, type Runtime } from './runtime.ts';
 
@@ -58,6 +58,8 @@ export interface DoorDeps {
   series: Series;
   /** pipeline.scan, counted under the door's name for the messages/s-by-door chart. */
   scanAs(door: string): (input: ScanInput) => Promise<Verdict>;
+  /** One per process, shared by the doors that learn (HTTP, SPAMC TELL): two would overwrite each other's model file. */
+  learner?: Learner;
 }
 
 /** A started listener. close() stops accepting, lets in-flight work finish, then resolves. */
@@ -79,7 +81,7 @@ async function startHttpDoor(deps: DoorDeps): Promise<Door> {
   });
   if (store) registerStoreMetrics(metrics.registry, () => store.stats());
   pipeline.onVerdict((v) => metrics.observe(v));
-  const learner = pool && createLearner({ modelFile: config.modelFile, pool, caches: pipeline.env.caches });
+  const learner = deps.learner;
   const poolHealth = () => {
     if (!pool) return { name: 'pool', ok: true, detail: { classifier: 'off (rules only)' } };
     const s = pool.stats();
@@ -117,17 +119,25 @@ async function startHttpDoor(deps: DoorDeps): Promise<Door> {
 }
 
 /**
- * SPAMC/1.5 on --spamd (7830 suggested: 783 is spamd's own). TELL stays refused (EX_UNAVAILABLE) until
- * the runtime can train the model in this process.
+ * SPAMC/1.5 on --spamd (7830 suggested: 783 is spamd's own). TELL (spamd.allowTell) trains the shared
+ * learner; without a model there is nothing to train and TELL answers EX_UNAVAILABLE.
  */
 async function startSpamdDoor(deps: DoorDeps): Promise<Door> {
   const { host, port } = parseHostPort(deps.config.spamd.listen as string, '--spamd');
+  const learner = deps.learner;
   return startSpamdServer({
     host,
     port,
     scan: deps.scanAs('spamd'),
     maxMessageBytes: deps.config.maxMessageBytes,
     allowTell: deps.config.spamd.allowTell,
+    // The model has no "unlearn", so Remove: local (spamc -L forget) is refused rather than faked.
+    learner: learner && {
+      learn: async (raw, label) => {
+        await learner.learn(raw, label);
+        return true;
+      },
+    },
     rewriteSubject: deps.config.smtp.rewriteSubject,
     log: deps.log,
   });
@@ -209,7 +219,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
     series.countDoor(door);
     return pipeline.scan(input);
   };
-  const deps: DoorDeps = { config, pipeline, runtime, log, store, series, scanAs };
+  const learner = runtime.pool && createLearner({ modelFile: config.modelFile, pool: runtime.pool, caches: pipeline.env.caches });
+  const deps: DoorDeps = { config, pipeline, runtime, log, store, series, scanAs, learner };
 
   const doors: Door[] = [];
   const starters: [boolean, () => Promise<Door>][] = [
