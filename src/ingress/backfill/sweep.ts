@@ -56,30 +56,41 @@ export async function sweep(o: SweepOptions): Promise<SweepResult> {
   const tally = emptyTally();
   const sleep = o.sleep ?? defaultSleep;
   const done: SweepResult['folders'] = [];
-  let client: Client | undefined;
+  // Two sessions: one reads (EXAMINE: it never changes anything), one acts, so the server moves or
+  // flags one batch while it sends the next instead of one after the other.
+  const conns: Partial<Record<'reader' | 'actor', Client>> = {};
   let failures = 0;
   let foldersChecked = false;
 
-  const open = async (): Promise<Client> => {
-    if (client?.usable) return client;
-    client?.close();
-    client = undefined;
-    client = await o.connect();
-    return client;
+  const open = async (role: 'reader' | 'actor'): Promise<Client> => {
+    const c = conns[role];
+    if (c?.usable) return c;
+    c?.close();
+    delete conns[role];
+    return (conns[role] = await o.connect());
+  };
+  const closeAll = () => {
+    for (const role of ['reader', 'actor'] as const) {
+      conns[role]?.close();
+      delete conns[role];
+    }
   };
 
   try {
     for (let f = 0; f < o.folders.length; ) {
       const folder = o.folders[f];
+      // Mail already in the Junk folder stays there: moving it onto itself would only churn UIDs.
+      const fo = o.action === 'move' && folder === o.junkFolder ? { ...o, action: 'none' as const } : o;
       try {
-        const c = await open();
+        const reader = await open('reader');
         if (!foldersChecked) {
-          await requireFolders(c, o.action === 'move' ? [...o.folders, o.junkFolder] : o.folders, o.account);
+          await requireFolders(reader, o.action === 'move' ? [...o.folders, o.junkFolder] : o.folders, o.account);
           foldersChecked = true;
         }
+        // Even with --action none: decisions an interrupted run left pending may still need applying.
+        const actor = fo.dryRun ? undefined : await open('actor');
         done.push(
-          // Mail already in the Junk folder stays there: moving it onto itself would only churn UIDs.
-          await sweepFolder(c, folder, o.action === 'move' && folder === o.junkFolder ? { ...o, action: 'none' } : o, tally, () => {
+          await sweepFolder(reader, actor, folder, fo, tally, () => {
             failures = 0;
           }),
         );
@@ -94,14 +105,14 @@ export async function sweep(o: SweepOptions): Promise<SweepResult> {
         tally.reconnects++;
         const wait = backoffMs(failures, o.retry.baseMs, o.retry.maxMs, err.details.throttleMs as number | undefined);
         o.progress.note(`backfill: ${err.message}; reconnecting in ${wait} ms (attempt ${failures}/${o.retry.attempts}), resuming from the checkpoint`);
-        client?.close();
-        client = undefined;
+        closeAll();
         await sleep(wait);
       }
     }
   } finally {
-    if (client?.usable) await client.logout().catch(() => client?.close());
-    else client?.close();
+    await Promise.all(
+      Object.values(conns).map((c) => (c.usable ? c.logout().catch(() => c.close()) : Promise.resolve(c.close()))),
+    );
     o.progress.finish();
   }
   return { tally, folders: done };
@@ -109,18 +120,23 @@ export async function sweep(o: SweepOptions): Promise<SweepResult> {
 
 async function sweepFolder(
   client: Client,
+  actor: Client | undefined,
   folder: string,
   o: SweepOptions,
   tally: Tally,
   madeProgress: () => void,
 ): Promise<SweepResult['folders'][number]> {
-  // EXAMINE (read-only) when nothing will be changed: not even \Seen or \Recent.
-  const readOnly = o.dryRun || o.action === 'none';
-  const lock = await client.getMailboxLock(folder, { readOnly });
+  // The reading session only EXAMINEs: fetching never sets \Seen, and a dry run changes not even \Recent.
+  const lock = await client.getMailboxLock(folder, { readOnly: true });
+  const actorLock = actor ? await actor.getMailboxLock(folder) : undefined;
   try {
     const box = client.mailbox;
     if (!box) throw new FilterError('EPROTOCOL', `no mailbox selected after opening "${folder}"`);
     const key: FolderKey = { account: o.account.key, folder, uidValidity: String(box.uidValidity) };
+    if (actor && String(actor.mailbox ? actor.mailbox.uidValidity : '') !== key.uidValidity) {
+      // UIDs would name different messages in the two sessions: start both again.
+      throw new FilterError('ENEXTHOP', `the UIDVALIDITY of "${folder}" changed between two sessions`, { folder });
+    }
     const cp = o.ledger.get(key.account, folder);
     let lastUid = 0;
     if (!cp || cp.uidValidity !== key.uidValidity) {
@@ -133,7 +149,7 @@ async function sweepFolder(
     // Decisions a killed run wrote but may not have applied: apply them (idempotently), not rescan.
     const pending = o.ledger.pending(key);
     if (pending.length > 0) {
-      if (!o.dryRun) await applyActions(client, pending, o);
+      if (actor) await applyActions(actor, pending, o);
       const uids = pending.map((r) => r.uid);
       lastUid = Math.max(lastUid, ...uids);
       o.ledger.commit(key, uids, lastUid);
@@ -157,7 +173,7 @@ async function sweepFolder(
       count(tally, rows);
       const record = o.recordVerdicts;
       o.ledger.addPending(key, rows, record && !o.dryRun && verdicts.size > 0 ? () => record([...verdicts.values()]) : undefined);
-      if (!o.dryRun) await applyActions(client, rows, o);
+      if (actor) await applyActions(actor, rows, o);
       lastUid = batch[batch.length - 1];
       o.ledger.commit(
         key,
@@ -170,6 +186,7 @@ async function sweepFolder(
     }
     return { folder, uidValidity: key.uidValidity, lastUid };
   } finally {
+    actorLock?.release();
     lock.release();
   }
 }
