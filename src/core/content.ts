@@ -45,7 +45,7 @@ export function decodeEntities(s: string): string {
 }
 
 const HIDDEN_STYLE =
-  /display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*[01](?:\.\d+)?(?:px|pt)?\s*(?:[;"'!]|$)|opacity\s*:\s*0(?:\.0+)?\s*(?:[;"'!]|$)|max-height\s*:\s*0(?:px)?\s*(?:[;"'!]|$)|color\s*:\s*(?:#fff(?:fff)?|white)\b[^"']*background(?:-color)?\s*:\s*(?:#fff(?:fff)?|white)\b/i;
+  /display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*[01](?:\.\d+)?(?:px|pt)?\s*(?:[;"'!]|$)|opacity\s*:\s*0(?:\.0+)?\s*(?:[;"'!]|$)|max-height\s*:\s*0(?:px)?\s*(?:[;"'!]|$)|color\s*:\s*(?:#fff(?:fff)?|white)\b[^"']{0,200}background(?:-color)?\s*:\s*(?:#fff(?:fff)?|white)\b/i;
 
 interface Html {
   text: string;
@@ -359,6 +359,8 @@ export const contentRules: readonly ContentRule[] = [
     description: 'From display name shows an address in another domain than the sender',
     check: (c) => {
       const from = headerText(header(c.parsed.headers, 'from') ?? '');
+      // Real From headers are short; a hostile 16 KB one must not cost a quadratic regex search.
+      if (from.length > 500) return null;
       const m = /^\s*"?[^<"]*?([a-z0-9._%+-]+@([a-z0-9-]+\.)+[a-z]{2,})[^<]*"?\s*<[^@>]*@([^>]+)>/i.exec(from);
       if (!m) return null;
       const shown = (m[1] as string).split('@')[1] as string;

@@ -22,6 +22,13 @@ describe('htmlToText', () => {
     expect(h.text).not.toContain('hidden');
   });
 
+  it('stays bounded on hostile styles and a 16 KB From header', () => {
+    const style = `<span style="${'color:white;'.repeat(300)}">x</span>`;
+    expect(htmlToText(style.repeat(60)).hiddenChars).toBe(0);
+    const raw = new TextEncoder().encode(`From: ${'a'.repeat(16_000)}\r\nSubject: s\r\n\r\nbody`);
+    expect(contentSymbols(analyse(parseMessage(raw)))).toEqual([]);
+  });
+
   it('stays linear on hostile markup (unclosed tags, lone angle brackets)', () => {
     const h = htmlToText('<a href=x>'.repeat(10_000) + '< '.repeat(50_000) + '<head><p>still read</p>');
     expect(h.text).toContain('still read');
