@@ -292,6 +292,11 @@ function parsePart(ctx: Ctx, start: number, end: number, depth: number, defaultT
     const find = (from: number) => findDelimiter(s, delim, from, end);
     let pos = find(bStart);
     while (pos >= 0) {
+      // Past the part limit the rest is not parsed, so it need not be walked either.
+      if (msg.partCount >= limits.maxMimeParts) {
+        if (!msg.defects.includes('parts')) msg.defects.push('parts');
+        return;
+      }
       const after = pos + delim.length;
       if (s.startsWith('--', after)) return;
       const lineEnd = s.indexOf('\n', after);
