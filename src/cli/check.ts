@@ -47,7 +47,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
   const config = loadConfig(args.values.config as string | undefined);
   if (args.values.rules) config.rulesDir = args.values.rules as string;
   if (args.values.model) config.modelFile = args.values.model as string;
-  const runtime = await createRuntime(config, { classify: !args.values['no-classify'], log: false });
+  const runtime = await createRuntime(config, { classify: !args.values['no-classify'], log: false, caches: () => pipeline.env.caches });
   const pipeline = createPipeline(config, { classifier: runtime.classifier, auth: runtime.auth });
   let worst: number = EXIT.OK;
   try {

@@ -203,7 +203,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
   // Applies pending migrations in the writer thread; a store that cannot be written yet holds verdicts
   // and retries, so mail is still filtered.
   const store = await openStore({ file: config.dbFile, ...config.log, log });
-  const runtime = await createRuntime(config, { classify: true, log: true });
+  // The auth stage reads the pipeline's caches (so /metrics sees its hits) once messages flow.
+  const runtime = await createRuntime(config, { classify: true, log: true, caches: () => pipeline.env.caches });
   const pipeline = createPipeline(config, { watchRules: true, classifier: runtime.classifier, auth: runtime.auth, log });
   pipeline.onVerdict((verdict) => store.record(verdict));
   const series = new Series();

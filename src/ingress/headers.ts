@@ -39,7 +39,7 @@ function foldTests(head: string, names: string[], eol: string): string {
 }
 
 /** The headers for one verdict, in the order they are written. Values may contain folds using `eol`. */
-export function spamHeaders(verdict: Pick<Verdict, 'spam' | 'score' | 'required' | 'symbols'>, eol = '\r\n'): HeaderField[] {
+export function spamHeaders(verdict: Pick<Verdict, 'spam' | 'score' | 'required' | 'symbols' | 'authResults'>, eol = '\r\n'): HeaderField[] {
   const flag = verdict.spam ? 'YES' : 'NO';
   const stars = '*'.repeat(Math.max(0, Math.min(limits.spamLevelMaxStars, Math.floor(verdict.score))));
   const tests = [...new Set(verdict.symbols.map((s) => s.name))].sort();
@@ -49,6 +49,8 @@ export function spamHeaders(verdict: Pick<Verdict, 'spam' | 'score' | 'required'
     ['X-Spam-Score', fixed1(verdict.score)],
     ['X-Spam-Level', stars],
     ['X-Spam-Status', foldTests(head, tests, eol)],
+    // The sender-authentication results of the auth stage (RFC 8601), when it ran.
+    ...(verdict.authResults ? [['Authentication-Results', verdict.authResults.replace(/\r?\n/g, eol)] as const] : []),
   ];
 }
 

@@ -73,3 +73,11 @@ describe('tagMessage', () => {
     expect(out.subarray(out.length - noSep.length).equals(noSep)).toBe(true);
   });
 });
+
+describe('Authentication-Results', () => {
+  it('is added after the X-Spam headers when the auth stage ran', () => {
+    const fields = spamHeaders({ spam: false, score: 0, required: 5, symbols: [], authResults: 'mx.example.net;\r\n spf=pass smtp.mailfrom=example.org' }, '\n');
+    expect(fields.at(-1)).toEqual(['Authentication-Results', 'mx.example.net;\n spf=pass smtp.mailfrom=example.org']);
+    expect(spamHeaders({ spam: false, score: 0, required: 5, symbols: [] }).map(([n]) => n)).not.toContain('Authentication-Results');
+  });
+});
