@@ -213,8 +213,8 @@ export class ClassifierPool implements Classifier {
     }
     const task: WorkerTask = { items };
     const answered = (gen.pool.run(task, { transferList }) as Promise<WorkerReply>).then(
-      (replies) => jobs.forEach((job, k) => this.answered(job, items[k]!.id, Array.isArray(replies) ? replies[k] : undefined)),
-      (err: unknown) => jobs.forEach((job, k) => this.failed(job, items[k]!.id, gen, err)),
+      (replies) => jobs.forEach((job, k) => this.answered(job, items[k].id, Array.isArray(replies) ? replies[k] : undefined)),
+      (err: unknown) => jobs.forEach((job, k) => this.failed(job, items[k].id, gen, err)),
     );
     const done = answered
       // Only a bug here could throw; it must not become an unhandled rejection that ends the process.
