@@ -3,6 +3,7 @@
 //
 //   npm run bench:backfill                      (root: the Dovecot runs its mail as uid 65534)
 //   BENCH_BACKFILL_SIZES=2000,20000 BENCH_BACKFILL_ACTION=move BENCH_BACKFILL_RUNS=1 npm run bench:backfill
+//   BENCH_BACKFILL_ACTION=none BENCH_BACKFILL_ARGS="--model /nonexistent" npm run bench:backfill   (rules only)
 //
 // Messages: the public corpora in ../shared/corpus (every ham and spam file, in a fixed order), each
 // copy made distinct (own Message-ID and a trailing body line) so no copy is a verdict-cache hit.
@@ -20,6 +21,8 @@ const corpus = process.env.ATLAS_CORPUS ?? path.resolve(root, '../shared/corpus'
 const sizes = (process.env.BENCH_BACKFILL_SIZES ?? '2000,20000').split(',').map(Number);
 const action = process.env.BENCH_BACKFILL_ACTION ?? 'move';
 const runs = Number(process.env.BENCH_BACKFILL_RUNS ?? 1);
+// Extra backfill flags, e.g. "--model /nonexistent" for a rules-only sweep (no classifier).
+const extra = (process.env.BENCH_BACKFILL_ARGS ?? '').split(' ').filter(Boolean);
 // Ports 15100-15199 belong to the backfill suites and bench.
 const port = 15120;
 const password = 'bench';
@@ -136,7 +139,7 @@ try {
       execFileSync('doveadm', ['-c', path.join(env.DC_DIR, 'etc/dovecot.conf'), 'mailbox', 'status', '-u', user, 'messages', 'INBOX'], { stdio: 'ignore' });
       const db = path.join(dir, `${user}.db`);
       const dcBefore = dovecotCpuSeconds(env.DC_DIR);
-      const out = await runBackfill([`imap://${user}@127.0.0.1:${port}`, '--action', action, '--db', db], { ATLAS_IMAP_PASSWORD: password });
+      const out = await runBackfill([`imap://${user}@127.0.0.1:${port}`, '--action', action, '--db', db, ...extra], { ATLAS_IMAP_PASSWORD: password });
       // let the master reap the session's imap process, whose CPU then counts in its cutime
       await new Promise((r) => setTimeout(r, 500));
       const dovecotMsPerMsg = ((dovecotCpuSeconds(env.DC_DIR) - dcBefore) * 1000) / n;
@@ -157,7 +160,7 @@ try {
 }
 
 const best = (n, key, pick) => pick(...results.filter((x) => x.n === n).map((x) => x[key]));
-console.log(`bench:backfill — node ${process.version}, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'cpu'}), action ${action}`);
+console.log(`bench:backfill — node ${process.version}, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'cpu'}), action ${action}${extra.length ? ` ${extra.join(' ')}` : ''}`);
 console.log(`messages: ${from}; classifier ${results[0]?.classifier}`);
 console.log('');
 console.log('| folder | MB | msg/s (wall) | peak RSS MB | spam | CPU ms/msg atlas | CPU ms/msg dovecot | msg/s if both cores were ours |');
