@@ -14,7 +14,7 @@ import { copies, type Dovecot, dovecotMissing, mustRun, repoRoot, runCli, startD
 // Ports 15100-15199 belong to the backfill suites and bench.
 const PORT = 15110;
 const PASSWORD = 'secret';
-const users = { test: PASSWORD, dry: PASSWORD, drop: PASSWORD, big: PASSWORD, tag: PASSWORD, bad: PASSWORD, uv: PASSWORD, learn: PASSWORD };
+const users = { test: PASSWORD, dry: PASSWORD, drop: PASSWORD, big: PASSWORD, tag: PASSWORD, bad: PASSWORD, uv: PASSWORD, learn: PASSWORD, pend: PASSWORD };
 
 const fixtureDir = path.join(repoRoot, 'test/fixtures');
 function fixtureMessages(): Buffer[] {
@@ -297,6 +297,29 @@ describe.skipIf(Boolean(dovecotMissing))('backfill against a real Dovecot', () =
     expect(again.stderr).toMatch(/summary: 10 scanned/);
     const validities = rows(db, 'SELECT uid_validity, COUNT(*) AS n FROM backfill_messages GROUP BY uid_validity');
     expect(validities.map((v) => v.n)).toEqual([10, 10]);
+  });
+
+  it('re-applies the decisions a run left pending (killed between its moves and its commit) without rescanning', async () => {
+    dc.drop('pend', 'INBOX', copies(fixtureMessages(), 60, 'pend'));
+    const db = path.join(work, 'pend.db');
+    const first = await runCli(['backfill', url('pend'), '--action', 'move', '--db', db], env);
+    expect(first.code, first.stderr).toBe(0);
+    const moved = rows(db, "SELECT COUNT(*) AS n FROM backfill_messages WHERE outcome = 'moved'")[0].n as number;
+    expect(moved).toBeGreaterThan(0);
+    // The state a SIGKILL right after UID MOVE leaves behind: decisions pending, checkpoint not moved.
+    const d = new Database(db);
+    d.exec("UPDATE backfill_messages SET state = 'pending'; UPDATE backfill_checkpoints SET last_uid = 0");
+    d.close();
+    const again = await runCli(['backfill', url('pend'), '--action', 'move', '--db', db], env);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toContain('applied 60 decisions left by an interrupted run');
+    expect(again.stderr).toMatch(/summary: 0 scanned/);
+    expect(rows(db, 'SELECT COUNT(*) AS n FROM verdicts')[0].n).toBe(60);
+    expect(rows(db, "SELECT COUNT(*) AS n FROM backfill_messages WHERE state = 'done'")[0].n).toBe(60);
+    await withClient('pend', async (c) => {
+      expect(messagesIn(await c.status('Junk', { messages: true }))).toBe(moved);
+      expect(messagesIn(await c.status('INBOX', { messages: true }))).toBe(60 - moved);
+    });
   });
 
   it('learn --imap trains from the spam and ham folders, newest --limit first, without marking anything read', async () => {
