@@ -14,7 +14,7 @@ import { copies, type Dovecot, dovecotMissing, mustRun, repoRoot, runCli, startD
 // Ports 15100-15199 belong to the backfill suites and bench.
 const PORT = 15110;
 const PASSWORD = 'secret';
-const users = { test: PASSWORD, dry: PASSWORD, drop: PASSWORD, big: PASSWORD, tag: PASSWORD, bad: PASSWORD, uv: PASSWORD, learn: PASSWORD, pend: PASSWORD };
+const users = { test: PASSWORD, dry: PASSWORD, drop: PASSWORD, big: PASSWORD, tag: PASSWORD, bad: PASSWORD, uv: PASSWORD, learn: PASSWORD, pend: PASSWORD, slow: PASSWORD };
 
 const fixtureDir = path.join(repoRoot, 'test/fixtures');
 function fixtureMessages(): Buffer[] {
@@ -258,6 +258,25 @@ describe.skipIf(Boolean(dovecotMissing))('backfill against a real Dovecot', () =
     expect(r.stderr).toMatch(/skipped too large 1, errors 0/);
     expect(rows(db, "SELECT message_id, outcome FROM backfill_messages WHERE outcome = 'too-large'")).toEqual([{ message_id: null, outcome: 'too-large' }]);
     expect(await folderIds('big', 'INBOX')).toContain('<huge@atlas.test>');
+  });
+
+  it('counts messages the classifier cannot judge in time as errors, leaves them alone, and goes on', async () => {
+    dc.drop('slow', 'INBOX', copies(fixtureMessages(), 30, 'slow'));
+    // A 1 ms deadline per classification: most tasks time out (ETIMEOUT), first try and retry alike.
+    const config = path.join(work, 'slow.yaml');
+    writeFileSync(config, 'pool:\n  taskTimeoutMs: 1\n');
+    const db = path.join(work, 'slow.db');
+    const r = await runCli(['backfill', url('slow'), '--action', 'move', '--config', config, '--db', db], env);
+    expect(r.code, r.stderr).toBe(0);
+    const ledger = rows(db, 'SELECT uid, verdict, outcome FROM backfill_messages');
+    expect(ledger).toHaveLength(30);
+    const errors = ledger.filter((x) => x.outcome === 'error');
+    expect(errors.length).toBeGreaterThan(0);
+    expect(errors.every((x) => x.verdict === 'ETIMEOUT')).toBe(true);
+    expect(r.stderr).toContain(`errors ${errors.length}`);
+    await withClient('slow', async (c) => {
+      expect(messagesIn(await c.status('INBOX', { messages: true }))).toBe(30 - ledger.filter((x) => x.outcome === 'moved').length);
+    });
   });
 
   it('--action tag sets $Junk on spam and $NotJunk on ham, as the verdicts say', async () => {

@@ -228,7 +228,30 @@ async function scanBatch(client: Client, batch: number[], o: SweepOptions): Prom
     } else wanted.push(uid);
   }
 
-  for (const chunk of chunksWithin(wanted, sizes, o.memoryBudgetBytes)) {
+  const first = await scanChunks(client, wanted, sizes, o, o.concurrency);
+  // A message the pool could not judge in time (overloaded, timed out, a worker replaced) is fetched
+  // and scanned once more, one at a time: the sweep never comes back for it.
+  const again = first.rows.filter((r) => r.outcome === 'error' && RETRY_ONCE.has(r.verdict)).map((r) => r.uid);
+  const second = again.length > 0 ? await scanChunks(client, again, sizes, o, 1) : undefined;
+  const retried = new Set(again);
+  for (const r of first.rows) if (!retried.has(r.uid)) rows.push(r);
+  for (const [uid, v] of first.verdicts) if (!retried.has(uid)) verdicts.set(uid, v);
+  if (second) {
+    rows.push(...second.rows);
+    for (const [uid, v] of second.verdicts) verdicts.set(uid, v);
+  }
+  rows.sort((a, b) => a.uid - b.uid);
+  return { rows, verdicts };
+}
+
+/** Verdict codes of a scan that failed for a passing reason (see scanOne). */
+const RETRY_ONCE: ReadonlySet<string> = new Set(['ETIMEOUT', 'EOVERLOAD', 'EWORKER', 'tempfail']);
+
+/** Fetches the sources of `uids` in budget-sized chunks and scans each as it arrives. */
+async function scanChunks(client: Client, uids: number[], sizes: ReadonlyMap<number, number>, o: SweepOptions, concurrency: number): Promise<Scanned> {
+  const rows: LedgerRow[] = [];
+  const verdicts = new Map<number, Verdict>();
+  for (const chunk of chunksWithin(uids, sizes, o.memoryBudgetBytes)) {
     const inFlight = new Set<Promise<void>>();
     const seen = new Set<number>();
     for await (const m of client.fetch(chunk, { uid: true, source: true }, { uid: true })) {
@@ -242,14 +265,13 @@ async function scanBatch(client: Client, batch: number[], o: SweepOptions): Prom
       });
       inFlight.add(p);
       void p.finally(() => inFlight.delete(p));
-      if (inFlight.size >= o.concurrency) await Promise.race(inFlight);
+      if (inFlight.size >= concurrency) await Promise.race(inFlight);
     }
     await Promise.all(inFlight);
     for (const uid of chunk) {
       if (!seen.has(uid)) rows.push({ uid, messageId: null, verdict: 'EPROTOCOL', score: null, spam: false, outcome: 'error' });
     }
   }
-  rows.sort((a, b) => a.uid - b.uid);
   return { rows, verdicts };
 }
 
