@@ -4,7 +4,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { FilterError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
-import { type Ledger, memoryLedger, openLedger } from '../ingress/backfill/checkpoint.ts';
+import { type Ledger, memoryLedger, openLedger, readCheckpoints } from '../ingress/backfill/checkpoint.ts';
 import { connect } from '../ingress/backfill/imap.ts';
 import { createHeapGuard, favourSmallHeaps } from '../ingress/backfill/memory.ts';
 import { createProgress, formatSummary } from '../ingress/backfill/progress.ts';
@@ -40,7 +40,8 @@ Options:
   --concurrency N      messages scanned at once (default: four per worker, at least 4)
   --batch N            UIDs per batch and checkpoint (default: ${limits.backfillBatchSize}; the memory budget
                        may make a fetch smaller)
-  --dry-run            scan and report what would happen; change nothing on the server or on disk
+  --dry-run            scan and report what the next run would do (from the saved checkpoints);
+                       change nothing on the server or on disk
   --db FILE            SQLite file for checkpoints and the verdict log (default: config dbFile)
   --rules DIR          rule folder (default: the shipped rules/)
   --model FILE         model file (default: the shipped model)
@@ -102,7 +103,7 @@ export async function backfillCommand(argv: string[]): Promise<number> {
 
   let writer: LogWriter | undefined;
   let ledger: Ledger;
-  if (dryRun) ledger = memoryLedger();
+  if (dryRun) ledger = memoryLedger(readCheckpoints(dbFile, account.key));
   else {
     mkdirSync(path.dirname(dbFile), { recursive: true });
     writer = new LogWriter({ file: dbFile });

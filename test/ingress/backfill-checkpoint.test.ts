@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type FolderKey, type Ledger, type LedgerRow, memoryLedger, openLedger } from '../../src/ingress/backfill/checkpoint.ts';
+import { type FolderKey, type Ledger, type LedgerRow, memoryLedger, openLedger, readCheckpoints } from '../../src/ingress/backfill/checkpoint.ts';
 
 const key: FolderKey = { account: 'test@h:1', folder: 'INBOX', uidValidity: '4000000000' };
 const row = (uid: number, spam = false): LedgerRow => ({
@@ -105,5 +105,31 @@ describe('openLedger durability', () => {
 
   it('names the file when it cannot be opened', () => {
     expect(() => openLedger(path.join(dir, 'missing', 'dir', 'x.db'))).toThrow(/cannot open the backfill checkpoint database .*x\.db/);
+  });
+});
+
+describe('dry runs start from the saved checkpoints', () => {
+  it('reads an account\'s checkpoints without changing the file, and seeds the memory ledger with them', () => {
+    const file = path.join(dir, 'seed.db');
+    const l = openLedger(file);
+    l.restart(key);
+    l.commit(key, [], 42);
+    l.restart({ ...key, account: 'other@h:1' });
+    l.close();
+    const saved = readCheckpoints(file, key.account);
+    expect(saved).toEqual([{ account: key.account, folder: 'INBOX', uidValidity: key.uidValidity, lastUid: 42 }]);
+    const dry = memoryLedger(saved);
+    expect(dry.get(key.account, 'INBOX')).toEqual({ uidValidity: key.uidValidity, lastUid: 42 });
+    dry.commit(key, [43], 43);
+    const reopened = openLedger(file);
+    expect(reopened.get(key.account, 'INBOX')?.lastUid).toBe(42);
+    reopened.close();
+  });
+
+  it('has nothing to read from a missing file or one without the table', () => {
+    expect(readCheckpoints(path.join(dir, 'none.db'), key.account)).toEqual([]);
+    const empty = path.join(dir, 'empty.db');
+    new Database(empty).close();
+    expect(readCheckpoints(empty, key.account)).toEqual([]);
   });
 });

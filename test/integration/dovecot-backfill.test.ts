@@ -325,6 +325,10 @@ describe.skipIf(Boolean(dovecotMissing))('backfill against a real Dovecot', () =
     expect(first.code, first.stderr).toBe(0);
     const moved = rows(db, "SELECT COUNT(*) AS n FROM backfill_messages WHERE outcome = 'moved'")[0].n as number;
     expect(moved).toBeGreaterThan(0);
+    // A dry run starts from the saved checkpoint: the next real run has nothing to do.
+    const dry = await runCli(['backfill', url('pend'), '--action', 'move', '--dry-run', '--db', db], env);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stderr).toMatch(/dry run summary: 0 scanned/);
     // The state a SIGKILL right after UID MOVE leaves behind: decisions pending, checkpoint not moved.
     const d = new Database(db);
     d.exec("UPDATE backfill_messages SET state = 'pending'; UPDATE backfill_checkpoints SET last_uid = 0");

@@ -2,7 +2,7 @@
 // A batch is written as pending before its IMAP actions run and marked done together with the
 // checkpoint in one transaction: a run killed at any point neither scans a message twice nor loses
 // a decision it already made.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { FilterError } from '../../core/errors.ts';
 
@@ -42,6 +42,25 @@ export interface Ledger {
   /** Marks the batch done and moves the checkpoint to lastUid, atomically. */
   commit(key: FolderKey, uids: number[], lastUid: number): void;
   close(): void;
+}
+
+/** The saved checkpoints of an account, read without creating or changing anything; none without the file. */
+export function readCheckpoints(file: string, account: string): (Checkpoint & { account: string; folder: string })[] {
+  if (!existsSync(file)) return [];
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+    const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'backfill_checkpoints'").get();
+    if (!table) return [];
+    return db
+      .prepare<[string], { folder: string; uid_validity: string; last_uid: number }>('SELECT folder, uid_validity, last_uid FROM backfill_checkpoints WHERE account = ?')
+      .all(account)
+      .map((r) => ({ account, folder: r.folder, uidValidity: r.uid_validity, lastUid: r.last_uid }));
+  } catch (e) {
+    throw new FilterError('ESTORE', `cannot read the backfill checkpoints in ${file}: ${(e as Error).message}`, { file }, { cause: e });
+  } finally {
+    db?.close();
+  }
 }
 
 const migrationUp = new URL('../../../migrations/0002_backfill_checkpoints.up.sql', import.meta.url);
@@ -145,9 +164,12 @@ export function openLedger(target: string | Database.Database, now: () => number
   };
 }
 
-/** A ledger that forgets everything on exit: --dry-run must leave the database as it found it. */
-export function memoryLedger(): Ledger {
-  const cps = new Map<string, Checkpoint>();
+/**
+ * A ledger that forgets everything on exit: --dry-run must leave the database as it found it. Seeded
+ * with the saved checkpoints, it shows what the next real run would do.
+ */
+export function memoryLedger(seed: readonly (Checkpoint & { account: string; folder: string })[] = []): Ledger {
+  const cps = new Map<string, Checkpoint>(seed.map((c) => [`${c.account}\u0000${c.folder}`, { uidValidity: c.uidValidity, lastUid: c.lastUid }]));
   const pendingRows = new Map<string, LedgerRow[]>();
   const id = (account: string, folder: string) => `${account}\u0000${folder}`;
   return {
