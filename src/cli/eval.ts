@@ -6,6 +6,7 @@ import { contentSymbols } from '../core/content.ts';
 import { FilterError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import { spamProbability, TRAIN_EPOCHS, trainBatch } from '../core/model.ts';
+import type { Features } from '../core/tokens.ts';
 import type { SymbolHit } from '../core/verdict.ts';
 import { EXIT, intFlag, parseCommand, UsageError } from './args.ts';
 import { loadConfig } from './config-file.ts';
@@ -41,7 +42,7 @@ Exit codes:
 interface Item {
   source: string;
   label: 'spam' | 'ham';
-  features: Uint32Array;
+  features: Features;
   content: SymbolHit[];
   probability: number;
   score: number;

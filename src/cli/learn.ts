@@ -6,6 +6,7 @@ import { emptyModel, loadModel, type Model, prepare, serializeModel } from '../c
 import { FilterError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import { TRAIN_EPOCHS, trainBatch } from '../core/model.ts';
+import type { Features } from '../core/tokens.ts';
 import { EXIT, type Options, parseCommand, UsageError } from './args.ts';
 import { loadConfig } from './config-file.ts';
 import { type MailItem, readMailSource } from './mailsource.ts';
@@ -111,7 +112,7 @@ export async function learnCommand(argv: string[]): Promise<number> {
 
   const model = (args.values.new ? null : readModelFile(file)) ?? emptyModel();
   const before = { spam: model.spamDocs, ham: model.hamDocs };
-  const batch: { features: Uint32Array; label: 'spam' | 'ham' }[] = [];
+  const batch: { features: Features; label: 'spam' | 'ham' }[] = [];
   let skipped = 0;
   for (const src of sources) {
     let n = 0;

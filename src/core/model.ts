@@ -3,10 +3,12 @@
 // naive Bayes + regression average by 5-fold cross-validation on the corpus: at a ham false-positive
 // rate of 0.1% it keeps the most spam (bench/README.md). Runtime-neutral: bytes in, bytes out.
 import { FilterError } from './errors.ts';
+import type { Features } from './tokens.ts';
 
 /** File magic "ATLSMODL", then a u32 format version; any other version is refused. */
 const MAGIC = [0x41, 0x54, 0x4c, 0x53, 0x4d, 0x4f, 0x44, 0x4c];
-export const MODEL_VERSION = 1;
+// Version 2: weights are scaled per feature group (content, headers); version-1 weights mean something else.
+export const MODEL_VERSION = 2;
 const HEADER_BYTES = 8 + 4 + 4 + 4 + 4 + 4 + 4;
 /** 2^20 weights: collisions stay rare for the few hundred thousand features of a mail corpus. */
 export const DEFAULT_BITS = 20;
@@ -23,17 +25,27 @@ export function emptyModel(bits = DEFAULT_BITS): Model {
   return { bits, weights: new Float32Array(1 << bits), spamDocs: 0, hamDocs: 0 };
 }
 
-/** The raw score; features are scaled by 1/sqrt(n) so long and short messages weigh alike. */
-export function margin(model: Model, features: Uint32Array): number {
+/**
+ * The raw score. Each group of features (what the message says; how its headers look) is scaled by
+ * 1/sqrt(its size), so that many list or relay headers cannot drown the words of a spam posted through
+ * a mailing list. Measured in cross-validation: spam recall at a 0.1% ham false-positive rate rose from
+ * 96.1% (one group) to 98.3%; the price is that headers weigh more, and the 2002–2010 training headers
+ * generalise worse to today's phishing (bench/README.md).
+ */
+export function margin(model: Model, f: Features): number {
   const mask = (1 << model.bits) - 1;
   const w = model.weights;
-  let z = 0;
-  for (let i = 0; i < features.length; i++) z += w[(features[i] as number) & mask] as number;
-  return features.length ? z / Math.sqrt(features.length) : 0;
+  const h = f.hashes;
+  let zc = 0;
+  let zh = 0;
+  for (let i = 0; i < f.content; i++) zc += w[(h[i] as number) & mask] as number;
+  for (let i = f.content; i < h.length; i++) zh += w[(h[i] as number) & mask] as number;
+  const nh = h.length - f.content;
+  return (f.content ? zc / Math.sqrt(f.content) : 0) + (nh ? zh / Math.sqrt(nh) : 0);
 }
 
-export function spamProbability(model: Model, features: Uint32Array): number {
-  return 1 / (1 + Math.exp(-margin(model, features)));
+export function spamProbability(model: Model, f: Features): number {
+  return 1 / (1 + Math.exp(-margin(model, f)));
 }
 
 /** Step size of one online update; measured on the corpus (bench/README.md). */
@@ -45,17 +57,20 @@ export const LEARNING_RATE = 10;
 export const TRAIN_EPOCHS = 5;
 
 /** One stochastic gradient step of the log loss towards the label. */
-export function update(model: Model, features: Uint32Array, label: 'spam' | 'ham', rate = LEARNING_RATE): void {
-  if (features.length === 0) return;
+export function update(model: Model, f: Features, label: 'spam' | 'ham', rate = LEARNING_RATE): void {
+  const h = f.hashes;
+  if (h.length === 0) return;
   const y = label === 'spam' ? 1 : 0;
-  const p = spamProbability(model, features);
-  const g = (rate * (y - p)) / Math.sqrt(features.length);
+  const g = rate * (y - spamProbability(model, f));
+  const gc = f.content ? g / Math.sqrt(f.content) : 0;
+  const nh = h.length - f.content;
+  const gh = nh ? g / Math.sqrt(nh) : 0;
   const mask = (1 << model.bits) - 1;
   const w = model.weights;
-  for (let i = 0; i < features.length; i++) {
-    const b = (features[i] as number) & mask;
+  for (let i = 0; i < h.length; i++) {
+    const b = (h[i] as number) & mask;
     // Clamp so that a long run of one class cannot push a weight to a value no message can outvote.
-    w[b] = Math.max(-50, Math.min(50, (w[b] as number) + g));
+    w[b] = Math.max(-50, Math.min(50, (w[b] as number) + (i < f.content ? gc : gh)));
   }
 }
 
@@ -63,7 +78,7 @@ export function update(model: Model, features: Uint32Array, label: 'spam' | 'ham
  * Trains on a batch: shuffled passes with a falling step size, starting from the model's current
  * weights (incremental). Seeded, so the same input gives the same model.
  */
-export function trainBatch(model: Model, batch: { features: Uint32Array; label: 'spam' | 'ham' }[], epochs = TRAIN_EPOCHS, seed = 1729): void {
+export function trainBatch(model: Model, batch: { features: Features; label: 'spam' | 'ham' }[], epochs = TRAIN_EPOCHS, seed = 1729): void {
   const order = batch.map((_, i) => i);
   let s = seed >>> 0 || 1;
   for (let e = 0; e < epochs; e++) {

@@ -150,7 +150,14 @@ function addrDomain(v: string): string {
   return m ? (m[1] as string).toLowerCase().replace(/\.$/, '') : '';
 }
 
-export function features(c: Content, opts: TokenOptions = defaultTokenOptions): Uint32Array {
+/** A message's distinct feature hashes: first those from its content, then those from its headers. */
+export interface Features {
+  hashes: Uint32Array;
+  /** How many of `hashes`, from the start, come from the content (subject, body, links, shape). */
+  content: number;
+}
+
+export function features(c: Content, opts: TokenOptions = defaultTokenOptions): Features {
   const sink = new Sink();
   // Always present: the model's bias term.
   sink.add(P.shape, '*');
@@ -169,8 +176,9 @@ export function features(c: Content, opts: TokenOptions = defaultTokenOptions): 
   if (c.mismatched.length > 0) sink.add(P.shape, 'link-mismatch');
   sink.add(P.shape, `links${Math.min(c.links.length, 20) >> 2}`);
   sink.add(P.shape, `images${Math.min(c.images, 10)}`);
+  const content = sink.list.length;
   if (opts.headers) headerFeatures(c, sink, opts);
-  return Uint32Array.from(sink.list);
+  return { hashes: Uint32Array.from(sink.list), content };
 }
 
 function headerFeatures(c: Content, sink: Sink, opts: TokenOptions): void {

@@ -28,9 +28,9 @@ describe('bayesSymbol', () => {
   it('gives points graded by the probability, capped both ways, nothing near 0.5', () => {
     expect(bayesSymbol(0.5)).toBeNull();
     expect(bayesSymbol(0.55)).toBeNull();
-    const s98 = bayesSymbol(0.98)!;
-    expect(s98.name).toBe('BAYES_SPAM');
-    expect(s98.score).toBeGreaterThanOrEqual(5);
+    const s99 = bayesSymbol(0.99)!;
+    expect(s99.name).toBe('BAYES_SPAM');
+    expect(s99.score).toBeGreaterThanOrEqual(5);
     expect(bayesSymbol(0.9)!.score).toBeLessThan(5);
     expect(bayesSymbol(1)!.score).toBe(8);
     expect(bayesSymbol(0.2)).toMatchObject({ name: 'BAYES_HAM' });

@@ -6,16 +6,26 @@ import { parseMessage } from '../../src/core/parse.ts';
 import { defaultTokenOptions, features } from '../../src/core/tokens.ts';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
-const feats = (raw: string, opts = defaultTokenOptions) => features(analyse(parseMessage(bytes(raw))), opts);
+const feats = (raw: string, opts = defaultTokenOptions) => features(analyse(parseMessage(bytes(raw))), opts).hashes;
 const fixture = (name: string) => new Uint8Array(readFileSync(new URL(`../fixtures/${name}`, import.meta.url)));
 
 describe('features', () => {
   it('are distinct 32-bit hashes, the same for the same message', () => {
     const a = features(analyse(parseMessage(fixture('classify-mime.eml'))));
     const b = features(analyse(parseMessage(fixture('classify-mime.eml'))));
-    expect(a).toBeInstanceOf(Uint32Array);
-    expect([...a]).toEqual([...b]);
-    expect(new Set(a).size).toBe(a.length);
+    expect(a.hashes).toBeInstanceOf(Uint32Array);
+    expect([...a.hashes]).toEqual([...b.hashes]);
+    expect(a.content).toBe(b.content);
+    expect(new Set(a.hashes).size).toBe(a.hashes.length);
+  });
+
+  it('put content hashes first and header hashes after', () => {
+    const c = analyse(parseMessage(fixture('classify-mime.eml')));
+    const all = features(c);
+    const contentOnly = features(c, { ...defaultTokenOptions, headers: false });
+    expect(all.content).toBe(contentOnly.hashes.length);
+    expect([...all.hashes.subarray(0, all.content)]).toEqual([...contentOnly.hashes]);
+    expect(all.hashes.length).toBeGreaterThan(all.content);
   });
 
   it('ignore case and punctuation around words, but tell subject words from body words', () => {
