@@ -108,6 +108,20 @@ function lineEndingOf(raw: Uint8Array, limit: number): string {
   return nl > 0 && raw[nl - 1] === 13 ? '\r\n' : '\n';
 }
 
+/** The authserv-id our Authentication-Results value starts with (RFC 8601), or null when auth did not run. */
+export function authservIdOf(verdict: Pick<Verdict, 'authResults'>): string | null {
+  const id = verdict.authResults?.split(';', 1)[0]?.trim().toLowerCase();
+  return id ? id : null;
+}
+
+/**
+ * An incoming Authentication-Results that claims to be ours: senders forge them to look verified, and
+ * RFC 8601 section 5 asks a border MTA to remove those before adding its own.
+ */
+export function isForgedAuthResults(name: string, value: string, ourId: string | null): boolean {
+  return ourId !== null && name === 'authentication-results' && value.split(';', 1)[0]?.trim().toLowerCase() === ourId;
+}
+
 function isSpamHeader(name: string): boolean {
   return name.startsWith('x-spam-');
 }
@@ -117,7 +131,11 @@ function isSpamHeader(name: string): boolean {
  * and `rewriteSubject` is set, and the verdict's headers appended at the end of the header block.
  * A message without a header/body separator gets the headers prepended and is otherwise left alone.
  */
-export function tagMessage(raw: Uint8Array, verdict: Pick<Verdict, 'spam' | 'score' | 'required' | 'symbols'>, options: TagOptions = {}): Buffer {
+export function tagMessage(
+  raw: Uint8Array,
+  verdict: Pick<Verdict, 'spam' | 'score' | 'required' | 'symbols' | 'authResults'>,
+  options: TagOptions = {},
+): Buffer {
   const end = headerBlockEnd(raw);
   const eol = lineEndingOf(raw, end < 0 ? raw.length : end + 2);
   const added = spamHeaders(verdict, eol)
@@ -130,8 +148,10 @@ export function tagMessage(raw: Uint8Array, verdict: Pick<Verdict, 'spam' | 'sco
   const parts: Buffer[] = [];
   let copied = 0;
   let subjectDone = prefix === null;
+  const ourId = authservIdOf(verdict);
+  const valueOf = (line: HeaderLine) => src.toString('latin1', line.valueStart, line.end);
   for (const line of scanHeaderLines(raw, end)) {
-    if (isSpamHeader(line.name)) {
+    if (isSpamHeader(line.name) || (ourId !== null && line.name === 'authentication-results' && isForgedAuthResults(line.name, valueOf(line), ourId))) {
       parts.push(src.subarray(copied, line.start));
       copied = line.end;
     } else if (!subjectDone && line.name === 'subject') {

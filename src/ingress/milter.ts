@@ -8,7 +8,7 @@ import { limits } from '../core/limits.ts';
 import type { Envelope } from '../core/look.ts';
 import type { ScanInput } from '../core/scan.ts';
 import type { Verdict } from '../core/verdict.ts';
-import { spamHeaders } from './headers.ts';
+import { authservIdOf, isForgedAuthResults, spamHeaders } from './headers.ts';
 import {
   Action,
   addHeader,
@@ -218,17 +218,18 @@ class Session {
     return [packet(Reply.QUARANTINE, Buffer.from(`atlas-email: spam score ${v.score.toFixed(1)}\0`, 'latin1'))];
   }
 
-  /** Deletes forged incoming X-Spam-* headers, then adds ours (the same ones the SMTP door writes). */
+  /** Deletes forged incoming X-Spam-* (and our own Authentication-Results), then adds ours, as the SMTP door does. */
   private headerEdits(v: Verdict): Buffer[] {
     const out: Buffer[] = [];
     if (this.actions & Action.CHGHDRS) {
       const seen = new Map<string, number>();
       const deletes: Buffer[] = [];
-      for (const [name] of this.msg.headers) {
+      const ourId = authservIdOf(v);
+      for (const [i, [name]] of this.msg.headers.entries()) {
         const key = name.toLowerCase();
         const n = (seen.get(key) ?? 0) + 1;
         seen.set(key, n);
-        if (key.startsWith('x-spam-')) deletes.push(deleteHeader(name, n));
+        if (key.startsWith('x-spam-') || isForgedAuthResults(key, this.msg.headers[i]?.[1] ?? '', ourId)) deletes.push(deleteHeader(name, n));
       }
       // Delete from the last occurrence backwards, so earlier indexes stay valid.
       out.push(...deletes.reverse());

@@ -81,3 +81,19 @@ describe('Authentication-Results', () => {
     expect(spamHeaders({ spam: false, score: 0, required: 5, symbols: [] }).map(([n]) => n)).not.toContain('Authentication-Results');
   });
 });
+
+describe('forged Authentication-Results', () => {
+  it('removes incoming ones that claim our authserv-id and keeps the others', () => {
+    const raw = Buffer.from(
+      'Authentication-Results: MX.example.net; spf=pass smtp.mailfrom=evil.example\r\n' +
+        'Authentication-Results: upstream.example; dkim=pass\r\n' +
+        'Subject: hi\r\n\r\nbody\r\n',
+    );
+    const out = tagMessage(raw, { spam: false, score: 0, required: 5, symbols: [], authResults: 'mx.example.net;\r\n spf=fail smtp.mailfrom=evil.example' }).toString();
+    expect(out).not.toContain('spf=pass');
+    expect(out).toContain('Authentication-Results: upstream.example; dkim=pass\r\n');
+    expect(out).toContain('Authentication-Results: mx.example.net;\r\n spf=fail');
+    // Without an auth verdict, nothing is ours to claim: all are kept.
+    expect(tagMessage(raw, { spam: false, score: 0, required: 5, symbols: [] }).toString()).toContain('spf=pass');
+  });
+});

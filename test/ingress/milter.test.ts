@@ -261,3 +261,27 @@ describe('milter failures', () => {
     expect(finals).toBe(2);
   });
 });
+
+describe('milter and Authentication-Results', () => {
+  it('deletes an incoming one that claims our authserv-id', async () => {
+    const door2 = await startMilterServer({
+      host: '127.0.0.1',
+      port: 0,
+      scan: async (input) => ({ ...(await scan(input, env)), authResults: 'mx.test.local;\r\n spf=none' }),
+      maxMessageBytes: 100_000,
+      defaultAction: 'tempfail',
+    });
+    const c = await MilterClient.open(door2.port);
+    await session(c);
+    const m = fx('ham-plain.eml');
+    m.headers.unshift(['Authentication-Results', 'mx.test.local; dkim=pass header.d=bank.example'], ['Authentication-Results', 'other.example; spf=pass']);
+    c.message({ from: 'a@b.example', rcpt: ['r@test.local'], ...m });
+    const replies = await c.untilFinal();
+    const deletes = replies.filter((p) => p.cmd === 'm').map((p) => [p.data.readUInt32BE(0), ...cstrings(p.data.subarray(4))]);
+    expect(deletes).toEqual([[1, 'Authentication-Results', '']]);
+    const added = replies.filter((p) => p.cmd === 'h').map((p) => cstrings(p.data));
+    expect(added.at(-1)).toEqual(['Authentication-Results', 'mx.test.local;\n spf=none']);
+    c.close();
+    await door2.close();
+  });
+});
