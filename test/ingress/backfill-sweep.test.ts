@@ -65,6 +65,17 @@ describe('imapError', () => {
     expect(t.details.throttleMs).toBe(9000);
   });
 
+  it('does not retry TLS that cannot work: an untrusted certificate, no STARTTLS offered', () => {
+    const cert = imapError(Object.assign(new Error('self-signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' }), account);
+    expect(cert.code).toBe('ECONFIG');
+    expect(cert.message).toMatch(/TLS with the IMAP server .* failed: self-signed certificate/);
+    expect(isRetryable(cert)).toBe(false);
+    const none = imapError(Object.assign(new Error('Server does not support STARTTLS'), { tlsFailed: true }), account);
+    expect(isRetryable(none)).toBe(false);
+    // a reset during the handshake is the network's doing: retried
+    expect(isRetryable(imapError(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET', tlsFailed: true }), account))).toBe(true);
+  });
+
   it('does not retry a command the server refused for another reason', () => {
     const e = imapError(Object.assign(new Error('Command failed'), { command: 'UID MOVE', responseText: 'Quota exceeded' }), account, 'INBOX');
     expect(e.code).toBe('EPROTOCOL');

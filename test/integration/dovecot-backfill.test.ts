@@ -9,12 +9,13 @@ import Database from 'better-sqlite3';
 import type { ImapFlow } from 'imapflow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { corpusFiles, hasCorpus, noCorpusReason } from '../helpers/corpus.ts';
-import { copies, type Dovecot, dovecotMissing, mustRun, repoRoot, runCli, startDovecot } from './dovecot-server.ts';
+import { copies, type Dovecot, dovecotMissing, makeCertificate, mustRun, repoRoot, runCli, startDovecot } from './dovecot-server.ts';
 
 // Ports 15100-15199 belong to the backfill suites and bench.
 const PORT = 15110;
+const IMAPS_PORT = 15111;
 const PASSWORD = 'secret';
-const users = { test: PASSWORD, dry: PASSWORD, drop: PASSWORD, big: PASSWORD, tag: PASSWORD, bad: PASSWORD, uv: PASSWORD, learn: PASSWORD, pend: PASSWORD, slow: PASSWORD };
+const users = { test: PASSWORD, dry: PASSWORD, drop: PASSWORD, big: PASSWORD, tag: PASSWORD, bad: PASSWORD, uv: PASSWORD, learn: PASSWORD, pend: PASSWORD, slow: PASSWORD, tls: PASSWORD };
 
 const fixtureDir = path.join(repoRoot, 'test/fixtures');
 function fixtureMessages(): Buffer[] {
@@ -36,9 +37,12 @@ describe.skipIf(Boolean(dovecotMissing))('backfill against a real Dovecot', () =
   const env = { ATLAS_IMAP_PASSWORD: PASSWORD, ATLAS_WORKER_COUNT: '1' };
   const url = (user: string) => `imap://${user}@127.0.0.1:${PORT}`;
 
+  let ca = '';
   beforeAll(() => {
-    dc = startDovecot(PORT, users);
     work = mkdtempSync(path.join(os.tmpdir(), 'atlas-backfill-'));
+    const { cert, key } = makeCertificate(work);
+    ca = cert;
+    dc = startDovecot(PORT, users, { cert, key, imapsPort: IMAPS_PORT });
   });
   afterAll(() => {
     dc?.stop();
@@ -343,6 +347,21 @@ describe.skipIf(Boolean(dovecotMissing))('backfill against a real Dovecot', () =
       expect(messagesIn(await c.status('Junk', { messages: true }))).toBe(moved);
       expect(messagesIn(await c.status('INBOX', { messages: true }))).toBe(60 - moved);
     });
+  });
+
+  it('speaks TLS: imaps:// and --starttls with a trusted certificate; an untrusted one exits 78 at once', async () => {
+    dc.drop('tls', 'INBOX', copies(fixtureMessages(), 12, 'tls'));
+    const trusted = { ...env, NODE_EXTRA_CA_CERTS: ca };
+    const implicit = await runCli(['backfill', `imaps://tls@127.0.0.1:${IMAPS_PORT}`, '--dry-run'], trusted);
+    expect(implicit.code, implicit.stderr).toBe(0);
+    expect(implicit.stderr).toMatch(/summary: 12 scanned/);
+    const upgraded = await runCli(['backfill', url('tls'), '--starttls', '--dry-run'], trusted);
+    expect(upgraded.code, upgraded.stderr).toBe(0);
+    expect(upgraded.stderr).toMatch(/summary: 12 scanned/);
+    const untrusted = await runCli(['backfill', `imaps://tls@127.0.0.1:${IMAPS_PORT}`, '--dry-run'], env);
+    expect(untrusted.code).toBe(78);
+    expect(untrusted.stderr).toMatch(/ECONFIG: TLS with the IMAP server tls@127\.0\.0\.1:15111 failed/);
+    expect(untrusted.stderr).not.toContain('reconnecting');
   });
 
   it('learn --imap trains from the spam and ham folders, newest --limit first, without marking anything read', async () => {

@@ -40,10 +40,29 @@ export interface Dovecot {
   stop(): void;
 }
 
-export function startDovecot(port: number, users: Record<string, string>): Dovecot {
+export interface TlsFiles {
+  cert: string;
+  key: string;
+  imapsPort: number;
+}
+
+/** A self-signed certificate for 127.0.0.1 (trusted by a client through NODE_EXTRA_CA_CERTS). */
+export function makeCertificate(dir: string): { cert: string; key: string } {
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'],
+    { stdio: 'ignore' },
+  );
+  return { cert, key };
+}
+
+export function startDovecot(port: number, users: Record<string, string>, tls?: TlsFiles): Dovecot {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'atlas-dovecot-'));
   const env = {
     ...process.env,
+    ...(tls ? { DC_TLS_CERT: tls.cert, DC_TLS_KEY: tls.key, DC_IMAPS_PORT: String(tls.imapsPort) } : {}),
     DC_DIR: dir,
     DC_PORT: String(port),
     DC_USERS: Object.entries(users)

@@ -11,7 +11,9 @@
 # Environment: DC_DIR (default /tmp/atlas-dovecot), DC_PORT (default 15143),
 #              DC_USERS "user:password ..." (default "test:secret"),
 #              DC_MAIL_UID / DC_MAIL_GID owner of the mail files (not root; default 65534),
-#              DC_MAIL_FSYNC Dovecot's mail_fsync (default optimized).
+#              DC_MAIL_FSYNC Dovecot's mail_fsync (default optimized),
+#              DC_TLS_CERT + DC_TLS_KEY (PEM files) + DC_IMAPS_PORT: TLS on, STARTTLS offered on DC_PORT
+#              and implicit TLS on DC_IMAPS_PORT (default: no TLS at all).
 set -euo pipefail
 
 DC_DIR=${DC_DIR:-/tmp/atlas-dovecot}
@@ -48,6 +50,13 @@ write_files() {
   chmod 0640 "$users.new"
   mv -f "$users.new" "$users"
 
+  local ssl_conf='ssl = no' imaps_port=0
+  if [ -n "${DC_TLS_CERT:-}" ]; then
+    ssl_conf="ssl = yes
+ssl_cert = <$DC_TLS_CERT
+ssl_key = <$DC_TLS_KEY"
+    imaps_port=${DC_IMAPS_PORT:?DC_IMAPS_PORT is needed with DC_TLS_CERT}
+  fi
   cat >"$conf" <<EOF
 # atlas-email test instance (test/integration/dovecot.sh)
 base_dir = $DC_DIR/run
@@ -55,7 +64,7 @@ state_dir = $DC_DIR/state
 instance_name = atlas-dovecot-$DC_PORT
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+$ssl_conf
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 # the wrong-password test must not slow the next test's login
@@ -93,7 +102,8 @@ service imap-login {
     port = $DC_PORT
   }
   inet_listener imaps {
-    port = 0
+    address = 127.0.0.1
+    port = $imaps_port
   }
 }
 # Without this, one failed login makes every later login from 127.0.0.1 wait seconds (auth penalty).

@@ -57,7 +57,11 @@ export function imapError(e: unknown, account: ImapAccount, folder?: string): Fi
       throttleMs: err.throttleReset,
     });
   }
-  if (CONNECTION_CODES.has(code) || err.tlsFailed) {
+  // An untrusted certificate or a server without STARTTLS stays so: say it once, do not retry.
+  if ((err.tlsFailed && !CONNECTION_CODES.has(code)) || /CERT|SSL|TLS/.test(code)) {
+    return new FilterError('ECONFIG', `TLS with the IMAP server ${where} failed: ${err.message ?? code}`, { option: '--tls', server: where });
+  }
+  if (CONNECTION_CODES.has(code)) {
     return new FilterError('ENEXTHOP', `the connection to the IMAP server ${where} failed: ${err.message ?? code}`, { server: where, cause: code }, { cause: e });
   }
   const text = err.responseText ? `${err.message}: ${err.responseText}` : (err.message ?? String(e));
