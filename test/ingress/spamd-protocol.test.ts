@@ -303,6 +303,31 @@ describe('spamd door, limits and mapping', () => {
     }
   });
 
+  it('close() cuts connections that have not sent anything, and lets a request under way finish', async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    let entered: () => void = () => {};
+    const scanning = new Promise<void>((r) => (entered = r));
+    const g: Harness = await startHarness({
+      idleTimeoutMs: 5000,
+      scan: async (input) => {
+        entered();
+        await gate;
+        return g.pipeline.scan(input);
+      },
+    });
+    // Connected first, so accepted before the busy one reaches the scan.
+    const silent = raw(g.door.port, [], { keepOpen: true });
+    const busy = raw(g.door.port, [request('CHECK', SPAM)]);
+    await scanning;
+    const closed = g.close();
+    release();
+    await closed;
+    // The silent one got no Timeout line (that would come after 5 s): it was cut at close.
+    expect(text((await silent).data)).toBe('');
+    expect(text((await busy).data)).toBe('SPAMD/1.1 0 EX_OK\r\nSpam: True ; 16.0 / 5.0\r\n\r\n');
+  });
+
   it('maps every FilterError code to a sysexits code', () => {
     const table = Object.fromEntries(Object.values(ErrorCodes).map((c) => [c, SYSEXITS[exitForError(c)]]));
     expect(table).toEqual({
