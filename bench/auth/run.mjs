@@ -4,12 +4,10 @@
 // one include, a DMARC record and a DKIM key; every message is re-signed with that key for its From
 // domain, so each cold check does the real lookups and a real RSA verification.
 // Usage: npm run bench:auth [-- --limit N | --all] [-- --replay N]
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { generateKeyPairSync } from 'node:crypto';
 import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import dns2 from 'dns2';
 import { dkimSign } from 'mailauth';
 import { createAuthStage } from '../../dist/auth/stage.js';
@@ -17,26 +15,15 @@ import { createCaches } from '../../dist/core/cache.js';
 import { defaultConfig } from '../../dist/core/config.js';
 import { quickLook } from '../../dist/core/look.js';
 import { parseCidr } from '../../dist/core/net.js';
+import { hasFlag, numberFlag } from '../lib/args.mjs';
+import { corpusFiles, requireCorpus } from '../lib/corpus.mjs';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const corpus = process.env.ATLAS_CORPUS ?? path.join(root, '../shared/corpus');
-const arg = (name, def) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : def);
-const limit = process.argv.includes('--all') ? Infinity : Number(arg('--limit', 1000));
-const replayCount = Number(arg('--replay', 5000));
-if (!existsSync(corpus)) {
-  console.error(`corpus not found at ${corpus}; set ATLAS_CORPUS`);
-  process.exit(2);
-}
+const limit = hasFlag('all') ? Infinity : numberFlag('limit', 1000);
+const replayCount = numberFlag('replay', 5000);
+requireCorpus();
 
 // Arrival order: every labelled message, shuffled with a fixed seed so runs compare.
-const files = [];
-for (const source of readdirSync(corpus).sort()) {
-  for (const label of ['ham', 'spam']) {
-    const dir = path.join(corpus, source, label);
-    if (!existsSync(dir)) continue;
-    for (const f of readdirSync(dir).sort()) if (f.endsWith('.eml')) files.push(path.join(dir, f));
-  }
-}
+const files = corpusFiles().map((f) => f.path);
 let seed = 42;
 const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
 for (let i = files.length - 1; i > 0; i--) {

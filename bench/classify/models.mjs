@@ -3,36 +3,22 @@
 // SpamBayes), the shipped logistic regression, and their average; then the regression with each
 // token option switched. The figure that matters is spam recall at a ham false-positive rate of 0.1%.
 // Usage: npm run bench:classify-models
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { auc, stratifiedFolds } from '../../dist/cli/eval.js';
 import { analyse } from '../../dist/core/content.js';
 import { emptyModel, spamProbability, TRAIN_EPOCHS, trainBatch } from '../../dist/core/model.js';
 import { parseMessage } from '../../dist/core/parse.js';
 import { defaultTokenOptions, features } from '../../dist/core/tokens.js';
+import { corpusFiles, requireCorpus } from '../lib/corpus.mjs';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const corpus = process.env.ATLAS_CORPUS ?? path.join(root, '../shared/corpus');
-if (!existsSync(corpus)) {
-  console.error(`corpus not found at ${corpus}; set ATLAS_CORPUS`);
-  process.exit(2);
-}
+requireCorpus();
 const K = 5;
 const SEED = 1729;
 
-const items = [];
-for (const source of readdirSync(corpus).sort()) {
-  for (const label of ['ham', 'spam']) {
-    const dir = path.join(corpus, source, label);
-    if (!existsSync(dir)) continue;
-    for (const f of readdirSync(dir).sort()) {
-      const raw = new Uint8Array(readFileSync(path.join(dir, f)));
-      if (raw.length > 0) items.push({ source, label, content: analyse(parseMessage(raw)) });
-    }
-  }
-}
+const items = corpusFiles()
+  .filter((f) => f.size > 0)
+  .map(({ source, label, path }) => ({ source, label, content: analyse(parseMessage(new Uint8Array(readFileSync(path)))) }));
 const labels = items.map((it) => it.label);
 const folds = stratifiedFolds(labels, K, SEED);
 console.log(`node ${process.version}, ${os.cpus()[0]?.model ?? '?'} x${os.cpus().length}; ${items.length} messages, ${K}-fold, seed ${SEED}`);

@@ -2,39 +2,21 @@
 // alone (ours vs postal-mime vs mailparser, side by side on the same messages), parse + content
 // analysis + tokens, and the full classifyMessage() with the shipped model. One thread: per core.
 // Usage: npm run bench:classify [-- --passes N] [-- --sample N]
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import PostalMime from 'postal-mime';
 import { simpleParser } from 'mailparser';
 import { classifyMessage, emptyModel, loadModel, prepare, trainMessage } from '../../dist/core/classify.js';
 import { parseMessage } from '../../dist/core/parse.js';
+import { numberFlag } from '../lib/args.mjs';
+import { loadCorpus, requireCorpus, root } from '../lib/corpus.mjs';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const corpus = process.env.ATLAS_CORPUS ?? path.join(root, '../shared/corpus');
-const arg = (name, def) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? Number(process.argv[i + 1]) : def;
-};
-const passes = arg('--passes', 3);
-const sample = arg('--sample', 1500);
-if (!existsSync(corpus)) {
-  console.error(`corpus not found at ${corpus}; set ATLAS_CORPUS`);
-  process.exit(2);
-}
+const passes = numberFlag('passes', 3);
+const sample = numberFlag('sample', 1500);
+requireCorpus();
 
-const messages = [];
-for (const source of readdirSync(corpus).sort()) {
-  for (const label of ['ham', 'spam']) {
-    const dir = path.join(corpus, source, label);
-    if (!existsSync(dir)) continue;
-    for (const f of readdirSync(dir).sort()) {
-      const m = new Uint8Array(readFileSync(path.join(dir, f)));
-      if (m.length > 0) messages.push(m);
-    }
-  }
-}
+const messages = loadCorpus().map((f) => f.raw);
 const totalBytes = messages.reduce((a, m) => a + m.length, 0);
 // Every k-th message: the parser comparison runs on the same spread of sources, in bounded time.
 const step = Math.max(1, Math.floor(messages.length / sample));

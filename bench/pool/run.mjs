@@ -6,45 +6,26 @@
 // best and median round of each are printed, with the CPU time the whole process (all threads)
 // spent per message, which other load on the machine does not inflate the way it does wall time.
 // Usage: npm run bench:pool [-- --model FILE] [--rounds N] [--rss-count N] [--window N]
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { BroadcastChannel } from 'node:worker_threads';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as classify from '../../dist/core/classify.js';
 import { ClassifierPool } from '../../dist/pool/pool.js';
+import { flag, numberFlag } from '../lib/args.mjs';
+import { loadCorpus, requireCorpus, root } from '../lib/corpus.mjs';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const corpus = process.env.ATLAS_CORPUS ?? path.join(root, '../shared/corpus');
-const arg = (name, def) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i === -1 ? def : process.argv[i + 1];
-};
-const rounds = Number(arg('rounds', 5));
-const rssCount = Number(arg('rss-count', 100_000));
-if (!existsSync(corpus)) {
-  console.error(`corpus not found at ${corpus}; set ATLAS_CORPUS`);
-  process.exit(2);
-}
+const rounds = numberFlag('rounds', 5);
+const rssCount = numberFlag('rss-count', 100_000);
+requireCorpus();
 
-const messages = [];
-const labelled = [];
-for (const source of readdirSync(corpus).sort()) {
-  for (const label of ['ham', 'spam']) {
-    const dir = path.join(corpus, source, label);
-    if (!existsSync(dir)) continue;
-    for (const f of readdirSync(dir).sort()) {
-      const m = new Uint8Array(readFileSync(path.join(dir, f)));
-      if (m.length === 0) continue;
-      messages.push(m);
-      labelled.push({ m, label, source });
-    }
-  }
-}
+const labelled = loadCorpus();
+const messages = labelled.map((f) => f.raw);
 const totalBytes = messages.reduce((a, m) => a + m.length, 0);
 
 // The shipped model when present; otherwise one trained here so the model's cost is in the figures.
-const modelFile = arg('model', path.join(root, 'models/default.model'));
+const modelFile = flag('model', path.join(root, 'models/default.model'));
 let modelBytes;
 let modelNote;
 if (existsSync(modelFile)) {
@@ -52,7 +33,7 @@ if (existsSync(modelFile)) {
   modelNote = modelFile;
 } else {
   const m = classify.emptyModel();
-  for (const { m: raw, label, source } of labelled) if (source !== 'phishing-pot') classify.trainMessage(m, raw, label);
+  for (const { raw, label, source } of labelled) if (source !== 'phishing-pot') classify.trainMessage(m, raw, label);
   modelBytes = classify.serializeModel(m);
   modelNote = `trained in memory on the corpus (no file at ${modelFile})`;
 }
@@ -97,7 +78,7 @@ function drive(pool, total, window, onDone = () => {}) {
 }
 
 function startPool(workers) {
-  const window = Number(arg('window', 16 * workers));
+  const window = numberFlag('window', 16 * workers);
   const pool = new ClassifierPool({ workers, queueLength: window, taskTimeoutMs: 60_000, modelBytes });
   return { pool, window };
 }
