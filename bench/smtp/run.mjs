@@ -11,19 +11,14 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { connect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { SMTPServer } from 'smtp-server';
+import { flag, hasFlag, numberFlag } from '../lib/args.mjs';
+import { corpusFiles, root, spread } from '../lib/corpus.mjs';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const corpus = process.env.ATLAS_CORPUS ?? path.join(root, '../shared/corpus');
-const arg = (name, dflt) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1] : dflt;
-};
-const perRun = Number(arg('--messages', 6000));
-const connectionsList = String(arg('--connections', '1,10,32')).split(',').map(Number);
-const withAuth = process.argv.includes('--auth');
+const perRun = numberFlag('messages', 6000);
+const connectionsList = String(flag('connections', '1,10,32')).split(',').map(Number);
+const withAuth = hasFlag('auth');
 const FILTER_PORT = 12580;
 const SINK_PORT = 12581;
 const MAX_BYTES = 256 * 1024;
@@ -31,32 +26,17 @@ const SAMPLE = 500;
 
 // ---- messages ----------------------------------------------------------------------------------------
 function sampleMessages() {
-  const files = [];
-  if (existsSync(corpus)) {
-    for (const source of readdirSync(corpus).sort())
-      for (const label of ['ham', 'spam']) {
-        const dir = path.join(corpus, source, label);
-        if (!existsSync(dir)) continue;
-        for (const f of readdirSync(dir).sort()) if (f.endsWith('.eml')) files.push(path.join(dir, f));
-      }
-  }
+  const files = corpusFiles();
   const from = files.length ? 'corpus' : 'fixtures';
   if (!files.length) {
     const fx = path.join(root, 'test/fixtures');
     for (const d of [fx, path.join(fx, 'rules'), path.join(fx, 'smtp')])
-      if (existsSync(d)) for (const f of readdirSync(d)) if (f.endsWith('.eml')) files.push(path.join(d, f));
+      if (existsSync(d)) for (const f of readdirSync(d)) if (f.endsWith('.eml')) files.push({ path: path.join(d, f), size: statSync(path.join(d, f)).size });
   }
-  const usable = files.filter((p) => {
-    const s = statSync(p).size;
-    return s > 0 && s <= MAX_BYTES;
-  });
-  const stride = Math.max(1, usable.length / SAMPLE);
-  const out = [];
-  for (let i = 0; i < usable.length && out.length < SAMPLE; i += stride) {
-    // SMTP wants CRLF; corpus files may carry bare LF.
-    out.push(Buffer.from(readFileSync(usable[Math.floor(i)], 'latin1').replace(/\r?\n/g, '\r\n'), 'latin1'));
-  }
-  return { from, messages: out };
+  const usable = files.filter((f) => f.size > 0 && f.size <= MAX_BYTES);
+  // SMTP wants CRLF; corpus files may carry bare LF.
+  const messages = spread(usable, SAMPLE).map((f) => Buffer.from(readFileSync(f.path, 'latin1').replace(/\r?\n/g, '\r\n'), 'latin1'));
+  return { from, messages };
 }
 
 // ---- sink: the next hop, answering 250 at once --------------------------------------------------------

@@ -8,21 +8,16 @@
 // Needs root for the peer (spamd drops to debian-spamd); install it with
 //   apt-get install -y --no-install-recommends spamassassin spamd spamc
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { connect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { flag, hasFlag, numberFlag } from '../lib/args.mjs';
+import { corpusFiles, requireCorpus, root, spread } from '../lib/corpus.mjs';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const corpus = process.env.ATLAS_CORPUS ?? path.join(root, '../shared/corpus');
-const arg = (name, dflt) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1] : dflt;
-};
-const wanted = Number(arg('--messages', 400));
-let model = arg('--model', undefined);
-const withPeer = !process.argv.includes('--no-peer');
+const wanted = numberFlag('messages', 400);
+let model = flag('model', undefined);
+const withPeer = !hasFlag('no-peer');
 const ATLAS_PORT = 14784;
 const PEER_PORT = 14783;
 /** peers.md measured spamd without its 500 KB spamc default; messages above it are skipped for both. */
@@ -30,38 +25,14 @@ const MAX_BYTES = 500 * 1024;
 const CONCURRENCY = [1, 8];
 const WARMUP = 16;
 
-if (!existsSync(corpus)) {
-  console.error(`corpus not found at ${corpus}; set ATLAS_CORPUS`);
-  process.exit(2);
-}
+requireCorpus();
 
 // The same messages for both servers: an even stride over every labelled corpus file, so each source
 // and both classes are represented in proportion.
-const all = [];
-let skipped = 0;
-for (const source of readdirSync(corpus).sort()) {
-  for (const label of ['ham', 'spam']) {
-    const dir = path.join(corpus, source, label);
-    if (!existsSync(dir)) continue;
-    for (const f of readdirSync(dir).sort()) {
-      if (!f.endsWith('.eml')) continue;
-      const p = path.join(dir, f);
-      const size = statSync(p).size;
-      if (size === 0) continue;
-      if (size > MAX_BYTES) {
-        skipped++;
-        continue;
-      }
-      all.push({ path: p, label });
-    }
-  }
-}
-const stride = Math.max(1, all.length / wanted);
-const messages = [];
-for (let i = 0; i < all.length && messages.length < wanted; i += stride) {
-  const m = all[Math.floor(i)];
-  messages.push({ label: m.label, path: m.path, raw: readFileSync(m.path) });
-}
+const nonEmpty = corpusFiles().filter((f) => f.size > 0);
+const all = nonEmpty.filter((f) => f.size <= MAX_BYTES);
+const skipped = nonEmpty.length - all.length;
+const messages = spread(all, wanted).map((m) => ({ label: m.label, path: m.path, raw: readFileSync(m.path) }));
 const bytes = messages.reduce((a, m) => a + m.raw.length, 0);
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'atlas-bench-spamc-'));
