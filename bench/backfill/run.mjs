@@ -12,12 +12,10 @@ import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { corpusDir, corpusFiles, root } from '../lib/corpus.mjs';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
 const script = path.join(root, 'test/integration/dovecot.sh');
 const cli = path.join(process.env.ATLAS_TEST_DIST ?? path.join(root, 'dist'), 'cli/index.js');
-const corpus = process.env.ATLAS_CORPUS ?? path.resolve(root, '../shared/corpus');
 const sizes = (process.env.BENCH_BACKFILL_SIZES ?? '2000,20000').split(',').map(Number);
 const action = process.env.BENCH_BACKFILL_ACTION ?? 'move';
 const runs = Number(process.env.BENCH_BACKFILL_RUNS ?? 1);
@@ -37,23 +35,14 @@ if (!existsSync(cli)) {
 }
 
 function sourceMessages() {
-  const files = [];
-  if (existsSync(corpus)) {
-    for (const source of readdirSync(corpus).sort()) {
-      for (const label of ['ham', 'spam']) {
-        const dir = path.join(corpus, source, label);
-        if (!existsSync(dir)) continue;
-        for (const f of readdirSync(dir).sort()) if (f.endsWith('.eml')) files.push(path.join(dir, f));
-      }
-    }
-  }
-  if (files.length > 0) return { from: `corpus ${corpus} (${files.length} files)`, files };
+  const files = corpusFiles().map((f) => f.path);
+  if (files.length > 0) return { from: `corpus ${corpusDir} (${files.length} files)`, files };
   const fx = path.join(root, 'test/fixtures');
   const fixtures = [
     ...readdirSync(fx).filter((f) => f.endsWith('.eml')).map((f) => path.join(fx, f)),
     ...readdirSync(path.join(fx, 'rules')).filter((f) => f.endsWith('.eml')).map((f) => path.join(fx, 'rules', f)),
   ];
-  return { from: `test fixtures (corpus not found at ${corpus})`, files: fixtures };
+  return { from: `test fixtures (corpus not found at ${corpusDir})`, files: fixtures };
 }
 
 function distinct(raw, tag) {

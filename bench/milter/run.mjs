@@ -5,23 +5,18 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
+import { numberFlag } from '../lib/args.mjs';
+import { corpusDir, root } from '../lib/corpus.mjs';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const arg = (name, def) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : def;
-};
-const N = arg('messages', 1000);
-const C = arg('connections', 4);
+const N = numberFlag('messages', 1000);
+const C = numberFlag('connections', 4);
 const PF_SMTP = 13585;
 const PF_REINJECT = 13586;
 const MILTER = 13592;
 const dir = path.join(os.tmpdir(), `atlas-bench-milter-${process.pid}`);
 const script = path.join(root, 'test/integration/postfix.sh');
 const inbox = path.join(dir, 'mail/catchall/new');
-const corpus = process.env.ATLAS_CORPUS ?? path.join(root, '../shared/corpus');
 
 function pf(cmd, milters) {
   const r = spawnSync('bash', [script, cmd], {
@@ -33,7 +28,7 @@ function pf(cmd, milters) {
 
 /** Ham from the corpus (so most mail is delivered, as in real traffic), or a fixture when absent. */
 function messages() {
-  const hamDir = path.join(corpus, 'spamassassin/ham');
+  const hamDir = path.join(corpusDir, 'spamassassin/ham');
   const files = existsSync(hamDir) ? readdirSync(hamDir).sort().slice(0, 400).map((f) => path.join(hamDir, f)) : [path.join(root, 'test/fixtures/ham-plain.eml')];
   const bodies = files.map((f) => readFileSync(f, 'latin1').replace(/^From .*\r?\n/, '')).filter((t) => t.length < 200_000);
   return Array.from({ length: N }, (_, i) => bodies[i % bodies.length].replace(/^Message-ID:.*$/im, `Message-ID: <bench-${i}-${Date.now()}@bench.example>`));

@@ -3,38 +3,22 @@
 // server. The promise to hold: sub-second pages under load.
 // Usage: npm run bench:pages [-- --duration S] [--connections N] [--loads N]
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { chromium } from 'playwright-core';
+import { numberFlag } from '../lib/args.mjs';
+import { corpusFiles, root } from '../lib/corpus.mjs';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const arg = (name, def) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : def;
-};
-const duration = arg('duration', 20);
-const connections = arg('connections', 16);
-const loads = arg('loads', 8);
-const corpus = process.env.ATLAS_CORPUS ?? path.join(root, '../shared/corpus');
+const duration = numberFlag('duration', 20);
+const connections = numberFlag('connections', 16);
+const loads = numberFlag('loads', 8);
 
 function messages() {
-  const out = [];
-  if (existsSync(corpus)) {
-    for (const source of readdirSync(corpus).sort()) {
-      for (const label of ['ham', 'spam']) {
-        const dir = path.join(corpus, source, label);
-        if (!existsSync(dir)) continue;
-        for (const f of readdirSync(dir).sort()) {
-          const p = path.join(dir, f);
-          const size = statSync(p).size;
-          if (size > 0 && size < 500 * 1024) out.push(readFileSync(p));
-        }
-      }
-    }
-  }
+  const out = corpusFiles()
+    .filter((f) => f.size > 0 && f.size < 500 * 1024)
+    .map((f) => readFileSync(f.path));
   return out.length ? out : [readFileSync(path.join(root, 'test/fixtures/ham-plain.eml'))];
 }
 
