@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { toFilterError } from '../core/errors.ts';
 import { publicVerdict, type Verdict } from '../core/verdict.ts';
-import { EXIT, parseCommand } from './args.ts';
+import { EXIT, parseCommand, UsageError } from './args.ts';
 import { loadConfig } from './config-file.ts';
 import { createPipeline } from './pipeline.ts';
 import { createRuntime } from './runtime.ts';
@@ -40,10 +40,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
     checkHelp,
   );
   if (!args) return EXIT.OK;
-  if (args.positionals.length === 0) {
-    process.stderr.write('atlas-email check: give at least one FILE, or - for stdin\n(see --help)\n');
-    return EXIT.USAGE;
-  }
+  if (args.positionals.length === 0) throw new UsageError('give at least one FILE, or - for stdin');
   const config = loadConfig(args.values.config as string | undefined);
   if (args.values.rules) config.rulesDir = args.values.rules as string;
   if (args.values.model) config.modelFile = args.values.model as string;
