@@ -260,6 +260,5 @@ export async function serveCommand(argv: string[]): Promise<number> {
   // Last: every verdict of the in-flight work above is queued by now.
   await store.close();
   log('stopped');
-  void deps;
   return EXIT.OK;
 }
