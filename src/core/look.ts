@@ -3,7 +3,7 @@
 // message before anything else and is most of the cost of a cache hit.
 import { Hasher } from './hash.ts';
 import { limits } from './limits.ts';
-import { type Cidr, inAnyCidr, parseIp } from './net.ts';
+import { type Cidr, cidrContains, parseIp } from './net.ts';
 
 /** What the door knows from the protocol (SMTP envelope, XFORWARD, HTTP headers, milter macros). */
 export interface Envelope {
@@ -73,15 +73,15 @@ function findHeaderEnd(buf: Uint8Array, max: number): { end: number; body: numbe
 }
 
 /**
- * The header block, indexed by lowercased name. Values are cut out and unfolded only when asked for:
- * most of a message's forty-odd headers (Received chains, DKIM signatures) are never read on the early
- * path, and building their strings was most of the quick look's cost.
+ * The header block, indexed by position. Names and values are not cut out while indexing: a message
+ * has forty-odd headers and the early path asks for about fifteen names, so a slice, a toLowerCase
+ * and a Map entry per header cost more (bench/early) than comparing the asked-for name against each
+ * header's name in place. Values are cut out and unfolded only when asked for, and kept.
  */
 export class HeaderIndex {
-  private readonly fields = new Map<string, number[]>();
-  /** value start and end offsets in `text`, two per field */
+  /** Per field: name start, name end (trailing blanks trimmed), value start, value end, in `text`. */
   private readonly spans: number[] = [];
-  private readonly values = new Map<string, string[]>();
+  private values: Map<string, string[]> | undefined;
   readonly count: number;
 
   constructor(private readonly text: string) {
@@ -96,7 +96,7 @@ export class HeaderIndex {
       if (nl < 0) nl = len;
       const c0 = text.charCodeAt(pos);
       if (c0 === 32 || c0 === 9) {
-        if (open >= 0) this.spans[open + 1] = nl;
+        if (open >= 0) this.spans[open + 3] = nl;
       } else {
         open = -1;
         if (count >= limits.maxHeaderCount) break;
@@ -104,15 +104,12 @@ export class HeaderIndex {
         if (colon > pos && colon < nl) {
           let nameEnd = colon;
           while (nameEnd > pos && (text.charCodeAt(nameEnd - 1) === 32 || text.charCodeAt(nameEnd - 1) === 9)) nameEnd--;
-          const key = text.slice(pos, nameEnd);
           // A name with spaces inside is junk ("Dear friend: ..." in a headerless message): ignored.
-          if (key.length > 0 && key.indexOf(' ') < 0 && key.indexOf('\t') < 0) {
-            const name = key.toLowerCase();
+          let i = pos;
+          while (i < nameEnd && text.charCodeAt(i) !== 32 && text.charCodeAt(i) !== 9) i++;
+          if (nameEnd > pos && i === nameEnd) {
             open = this.spans.length;
-            this.spans.push(colon + 1, nl);
-            const list = this.fields.get(name);
-            if (list) list.push(open);
-            else this.fields.set(name, [open]);
+            this.spans.push(pos, nameEnd, colon + 1, nl);
             count++;
           }
         }
@@ -122,31 +119,70 @@ export class HeaderIndex {
     this.count = count;
   }
 
+  /** Slot of the first field at or after `from` named `name` (lowercased), or -1. */
+  private find(name: string, from: number): number {
+    const spans = this.spans;
+    const text = this.text;
+    const n = name.length;
+    for (let s = from; s < spans.length; s += 4) {
+      const start = spans[s] as number;
+      if ((spans[s + 1] as number) - start !== n) continue;
+      let i = 0;
+      for (; i < n; i++) {
+        let c = text.charCodeAt(start + i);
+        if (c >= 65 && c <= 90) c += 32;
+        if (c !== name.charCodeAt(i)) break;
+      }
+      if (i === n) return s;
+    }
+    return -1;
+  }
+
   has(name: string): boolean {
-    return this.fields.has(name);
+    return this.find(name, 0) >= 0;
   }
 
   /** Unfolded, trimmed values of a header (lowercased name) in order, bounded in length. */
   get(name: string): string[] | undefined {
-    const cached = this.values.get(name);
+    const cached = this.values?.get(name);
     if (cached) return cached;
-    const slots = this.fields.get(name);
-    if (!slots) return undefined;
-    const max = limits.maxHeaderValueBytes;
-    const out = slots.map((i) => {
-      const start = this.spans[i] as number;
-      const end = Math.min(this.spans[i + 1] as number, start + max * 4);
-      let v = this.text.slice(start, end);
-      if (v.indexOf('\n') >= 0) v = v.replace(/\r?\n[ \t]*/g, ' ');
-      v = v.trim();
-      return v.length > max ? v.slice(0, max) : v;
-    });
-    this.values.set(name, out);
+    let slot = this.find(name, 0);
+    if (slot < 0) return undefined;
+    const out: string[] = [];
+    for (; slot >= 0; slot = this.find(name, slot + 4)) out.push(this.valueAt(slot));
+    (this.values ??= new Map()).set(name, out);
     return out;
   }
 
+  /** The first value of a header, as get(name)?.[0], without cutting out the others. */
+  first(name: string): string | undefined {
+    const cached = this.values?.get(name);
+    if (cached) return cached[0];
+    const slot = this.find(name, 0);
+    return slot < 0 ? undefined : this.valueAt(slot);
+  }
+
+  /** Visits the values of a header in order until `visit` returns true; cuts out only those visited. */
+  some(name: string, visit: (value: string) => boolean): boolean {
+    for (let slot = this.find(name, 0); slot >= 0; slot = this.find(name, slot + 4)) if (visit(this.valueAt(slot))) return true;
+    return false;
+  }
+
+  private valueAt(slot: number): string {
+    const max = limits.maxHeaderValueBytes;
+    const start = this.spans[slot + 2] as number;
+    const end = Math.min(this.spans[slot + 3] as number, start + max * 4);
+    let v = this.text.slice(start, end);
+    if (v.indexOf('\n') >= 0) v = v.replace(/\r?\n[ \t]*/g, ' ');
+    v = v.trim();
+    return v.length > max ? v.slice(0, max) : v;
+  }
+
+  /** Lowercased names in order of first appearance. */
   names(): IterableIterator<string> {
-    return this.fields.keys();
+    const seen = new Set<string>();
+    for (let s = 0; s < this.spans.length; s += 4) seen.add(this.text.slice(this.spans[s], this.spans[s + 1]).toLowerCase());
+    return seen.values();
   }
 }
 
@@ -209,17 +245,21 @@ const RECEIVED_IP = /\[((?:\d{1,3}\.){3}\d{1,3}|(?:IPv6:)?[0-9a-fA-F:.]*:[0-9a-f
  * The relay IP: the caller's envelope IP when given (the MTA saw the connection), else the IP in the
  * first Received: header, top-down, whose sending host is not one of our trusted relays.
  */
-function relayFromReceived(received: readonly string[], trusted: readonly Cidr[]): string {
-  for (const r of received) {
+function relayFromReceived(headers: HeaderIndex, trusted: readonly Cidr[]): string {
+  // One Received value at a time: the answer is nearly always in the first, and cutting out and
+  // unfolding the whole chain cost more than the search (bench/early).
+  let relay = '';
+  headers.some('received', (r) => {
     const fromPart = /\bfrom\b([\s\S]*?)(?:\bby\b|$)/i.exec(r);
     const m = RECEIVED_IP.exec(fromPart ? (fromPart[1] as string) : r);
-    if (!m) continue;
+    if (!m) return false;
     const ip = (m[1] as string).replace(/^IPv6:/i, '');
-    if (!parseIp(ip)) continue;
-    if (inAnyCidr(trusted, ip)) continue;
-    return ip;
-  }
-  return '';
+    const bytes = parseIp(ip);
+    if (!bytes || trusted.some((c) => cidrContains(c, bytes))) return false;
+    relay = ip;
+    return true;
+  });
+  return relay;
 }
 
 export interface LookOptions {
@@ -233,14 +273,14 @@ export function quickLook(raw: Uint8Array, envelope: Envelope = {}, options: Loo
   const headers = new HeaderIndex(utf8.decode(raw.subarray(0, headerEnd)));
   const count = headers.count;
 
-  const first = (name: string): string => headers.get(name)?.[0] ?? '';
+  const first = (name: string): string => headers.first(name) ?? '';
   const from = decodeWords(first('from'));
   const fromAddress = addressOf(from);
   const returnPath = addressOf(first('return-path'));
   const envelopeFrom = envelope.from !== undefined ? addressOf(envelope.from) || envelope.from.toLowerCase() : returnPath;
   const sender = envelopeFrom || fromAddress;
   const subject = decodeWords(first('subject'));
-  const relayIp = envelope.ip || relayFromReceived(headers.get('received') ?? [], options.trustedRelays ?? []);
+  const relayIp = envelope.ip || relayFromReceived(headers, options.trustedRelays ?? []);
 
   // The cache key covers what the classifier looks at: the body bytes and the headers that change
   // its answer. Message-ID, Date and Received are left out on purpose, so a campaign resent to many

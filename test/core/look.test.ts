@@ -64,3 +64,40 @@ describe('quickLook', () => {
     expect(look.headers.has('from someone@example.com mon jan  1 00')).toBe(false);
   });
 });
+
+describe('HeaderIndex', () => {
+  const raw = bytes(
+    'Received: from a.example (a.example [192.0.2.1]) by mx\r\n' +
+      'X-Tag: one\r\n' +
+      'received: from b.example\r\n' +
+      '  (b.example [192.0.2.2]) by mx\r\n' +
+      'RECEIVED: from c.example [192.0.2.3]\r\n' +
+      'Subject : spaced name\r\n' +
+      'Dear friend: not a header\r\n' +
+      '\r\n' +
+      'body\r\n',
+  );
+
+  it('finds every field of a name in order, whatever its case, unfolded', () => {
+    const h = quickLook(raw).headers;
+    expect(h.count).toBe(5);
+    expect(h.get('received')).toEqual(['from a.example (a.example [192.0.2.1]) by mx', 'from b.example (b.example [192.0.2.2]) by mx', 'from c.example [192.0.2.3]']);
+    expect(h.first('received')).toBe('from a.example (a.example [192.0.2.1]) by mx');
+    expect(h.get('subject')).toEqual(['spaced name']);
+    expect(h.has('x-tag')).toBe(true);
+    expect(h.has('x-ta')).toBe(false);
+    expect(h.has('dear friend')).toBe(false);
+    expect(h.get('missing')).toBeUndefined();
+    expect(h.first('missing')).toBeUndefined();
+    expect([...h.names()]).toEqual(['received', 'x-tag', 'subject']);
+  });
+
+  it('visits values only until asked to stop', () => {
+    const h = quickLook(raw).headers;
+    const seen: string[] = [];
+    expect(h.some('received', (v) => (seen.push(v), v.includes('192.0.2.2')))).toBe(true);
+    expect(seen).toHaveLength(2);
+    expect(h.some('x-tag', () => false)).toBe(false);
+    expect(h.some('missing', () => true)).toBe(false);
+  });
+});
