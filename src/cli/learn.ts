@@ -85,11 +85,14 @@ export function readModelFile(file: string): Model | null {
   }
 }
 
-export function writeModelFile(file: string, model: Model): void {
+/** Returns the bytes it wrote, so a caller that also hands the model to the pool serializes it once. */
+export function writeModelFile(file: string, model: Model): Uint8Array {
   const tmp = path.join(path.dirname(path.resolve(file)), `.${path.basename(file)}.${process.pid}.tmp`);
+  const bytes = serializeModel(model);
   try {
-    writeFileSync(tmp, serializeModel(model));
+    writeFileSync(tmp, bytes);
     renameSync(tmp, file);
+    return bytes;
   } catch (e) {
     rmSync(tmp, { force: true });
     throw new FilterError('ESTORE', `cannot write model file ${file}: ${(e as Error).message}`, { file });

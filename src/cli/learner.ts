@@ -3,7 +3,7 @@
 // are coalesced: messages learned while one reload runs all go into the next, so a burst of learns
 // costs two pool reloads, not one per message.
 import type { Caches } from '../core/cache.ts';
-import { emptyModel, type Model, serializeModel, trainMessage } from '../core/classify.ts';
+import { emptyModel, type Model, trainMessage } from '../core/classify.ts';
 import type { ClassifierPool } from '../pool/pool.ts';
 import { readModelFile, writeModelFile } from './learn.ts';
 
@@ -33,8 +33,7 @@ export function createLearner(options: LearnerOptions): Learner {
   let queued: Promise<void> | null = null;
 
   const publish = async (m: Model): Promise<void> => {
-    writeModelFile(options.modelFile, m);
-    await options.pool.reloadModel(serializeModel(m));
+    await options.pool.reloadModel(writeModelFile(options.modelFile, m));
     options.caches?.verdict.clear();
   };
   const start = (m: Model): Promise<void> => {
