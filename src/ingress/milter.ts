@@ -8,6 +8,7 @@ import { limits } from '../core/limits.ts';
 import type { Envelope } from '../core/look.ts';
 import type { ScanInput } from '../core/scan.ts';
 import type { Verdict } from '../core/verdict.ts';
+import { withDeadline } from './deadline.ts';
 import { authservIdOf, isForgedAuthResults, spamHeaders } from './headers.ts';
 import {
   Action,
@@ -183,22 +184,16 @@ class Session {
       return [packet(Reply.ACCEPT)];
     }
     let verdict: Verdict;
-    let timer: NodeJS.Timeout | undefined;
     try {
       const scanned = this.opts.scan({
         raw: buildRaw(m),
         envelope: { ...this.envelope, from: m.from, rcpt: m.rcpt, queueId: m.queueId },
       });
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no verdict within ${this.opts.scanTimeoutMs} ms`)), this.opts.scanTimeoutMs);
-      });
-      verdict = await Promise.race([scanned, timeout]);
+      verdict = await withDeadline(scanned, this.opts.scanTimeoutMs);
     } catch (e) {
       const err = toFilterError(e);
       this.opts.log(`milter: ${m.queueId ?? '-'} ${err.code}: ${err.message}`);
       return this.failReply(err.message);
-    } finally {
-      clearTimeout(timer);
     }
     this.counters[verdict.action] = (this.counters[verdict.action] ?? 0) + 1;
     switch (verdict.action) {

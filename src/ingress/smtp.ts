@@ -10,6 +10,7 @@ import type { Envelope } from '../core/look.ts';
 import { type Cidr, inAnyCidr, parseCidr } from '../core/net.ts';
 import type { ScanInput } from '../core/scan.ts';
 import type { Verdict } from '../core/verdict.ts';
+import { withDeadline } from './deadline.ts';
 import { tagMessage } from './headers.ts';
 import { createQuarantineStore, type QuarantineStore } from './smtp/quarantine.ts';
 import { createReinjector, type Forwarded, type Reinjector } from './smtp/reinject.ts';
@@ -68,14 +69,6 @@ function clientOf(session: SMTPServerSession): { ip: string; helo: string; forwa
     port: get('PORT') ? Number(get('PORT')) : undefined,
   };
   return { ip: forwarded.addr ?? peer, helo: forwarded.helo ?? helo, forwarded };
-}
-
-function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new FilterError('ETIMEOUT', `the scan took longer than ${ms} ms`)), ms);
-  });
-  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
 }
 
 export async function startSmtpDoor(options: SmtpDoorOptions): Promise<SmtpDoor> {

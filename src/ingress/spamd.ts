@@ -10,6 +10,7 @@ import { FilterError, toFilterError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import type { ScanInput } from '../core/scan.ts';
 import type { Verdict } from '../core/verdict.ts';
+import { withDeadline } from './deadline.ts';
 import { tagMessage } from './headers.ts';
 import {
   checkReply,
@@ -360,12 +361,4 @@ function inflateBounded(body: Buffer, limit: number): Promise<Buffer> {
       reject(new FilterError('EMALFORMED', `zlib: ${err.message}`));
     });
   });
-}
-
-function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new FilterError('ETIMEOUT', `no verdict within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
