@@ -110,6 +110,25 @@ describe('startHttpServer', () => {
     expect(r.text).toContain('"action":"accept"');
   });
 
+  it('on close: cuts a request that outlives the drain timeout, so shutdown always ends', async () => {
+    let entered: () => void = () => {};
+    const inScan = new Promise<void>((r) => (entered = r));
+    const s = await start(
+      () => {
+        entered();
+        return new Promise<Verdict>(() => {});
+      },
+      { drainTimeoutMs: 300 },
+    );
+    const stuck = fetch(`http://${s.address}/v1/check`, { method: 'POST', body: ham }).then(
+      () => 'answered',
+      () => 'cut',
+    );
+    await inScan;
+    await servers.splice(0)[0]!.close();
+    expect(await stuck).toBe('cut');
+  });
+
   it('on close: refuses new connections, finishes the request in flight, then resolves', async () => {
     let release: () => void = () => {};
     const gate = new Promise<void>((r) => (release = r));
