@@ -48,10 +48,6 @@ export function replyForTempfail(errorCode: string | undefined, reason: string |
   return { code: 451, status: '4.7.1', text: clean(`Try again later${reason ? `: ${reason}` : ''}`) };
 }
 
-export function replyForShutdown(): SmtpReply {
-  return { code: 421, status: '4.3.2', text: 'Filter shutting down, try again later' };
-}
-
 export function replyText(r: SmtpReply): string {
   return `${r.status} ${r.text}`;
 }
