@@ -13,6 +13,8 @@ export const EXIT = {
   SOFTWARE: 70,
   IOERR: 74,
   TEMPFAIL_EX: 75,
+  /** The server refused our credentials (an IMAP login). */
+  NOPERM: 77,
   CONFIG: 78,
 } as const;
 
@@ -70,6 +72,8 @@ export function exitCodeFor(err: unknown): number {
         return EXIT.DATAERR;
       case 'ESTORE':
         return EXIT.IOERR;
+      case 'EAUTH':
+        return EXIT.NOPERM;
       default:
         return err.transient ? EXIT.TEMPFAIL_EX : EXIT.SOFTWARE;
     }

@@ -2,7 +2,6 @@
 // the spam it finds, and resumes from its checkpoint when run again.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { FilterError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import { type Ledger, memoryLedger, openLedger, readCheckpoints } from '../ingress/backfill/checkpoint.ts';
 import { connect } from '../ingress/backfill/imap.ts';
@@ -12,14 +11,12 @@ import { BACKFILL_ACTIONS, type BackfillAction, sweep } from '../ingress/backfil
 import { type ImapAccount, parseImapUrl } from '../ingress/backfill/url.ts';
 import { LogWriter } from '../store/writer.ts';
 import { toRow } from '../store/row.ts';
-import { EXIT, exitCodeFor, intFlag, parseCommand, UsageError, type Parsed } from './args.ts';
+import { EXIT, intFlag, parseCommand, UsageError, type Parsed } from './args.ts';
 import { loadConfig } from './config-file.ts';
 import { createPipeline } from './pipeline.ts';
 import { createRuntime } from './runtime.ts';
 
 export const DEFAULT_PASSWORD_ENV = 'ATLAS_IMAP_PASSWORD';
-/** sysexits' EX_NOPERM: the server refused our credentials. */
-const EX_NOPERM = 77;
 
 export const backfillHelp = `Usage: atlas-email backfill imap://USER@HOST[:PORT] [options]
 
@@ -154,12 +151,6 @@ export async function backfillCommand(argv: string[]): Promise<number> {
     const figures = { peakRssBytes: usage.maxRSS * 1024, cpuMs: (usage.userCPUTime + usage.systemCPUTime - cpuAtStart) / 1000 };
     process.stderr.write(formatSummary(result.tally, performance.now() - started, dryRun, figures) + '\n');
     return EXIT.OK;
-  } catch (e) {
-    if (e instanceof FilterError && e.code === 'EAUTH') {
-      process.stderr.write(`atlas-email: EAUTH: ${e.message}\n`);
-      return EX_NOPERM;
-    }
-    return exitCodeFor(e);
   } finally {
     ledger.close();
     writer?.close();

@@ -37,6 +37,7 @@ ${imapLearnHelp}
 Exit codes:
   0   model saved      64  usage error      66  a PATH is missing
   65  no message could be read      74  the model could not be written
+  77  the IMAP server refused the login (EAUTH)
   78  the existing model file is invalid (EMODEL) or bad config`;
 
 /** Where labelled messages come from; IMAP sources can be added here beside the file ones. */
