@@ -43,7 +43,7 @@ export interface Verdict {
 export const STAGES = ['look', 'early', 'cache', 'classify', 'decide'] as const;
 export type Stage = (typeof STAGES)[number];
 
-/** Rounds a score the way SpamAssassin prints it (one decimal) without float noise. */
+/** Hundredths, so a sum of symbol scores carries no float noise (0.1 + 0.2) into thresholds and replies. */
 export function roundScore(n: number): number {
   return Math.round(n * 100) / 100;
 }
