@@ -5,6 +5,7 @@ import type { Hono } from 'hono';
 import { createCaches } from '../core/cache.ts';
 import { classifyMessage, loadModel, type Model, trainMessage } from '../core/classify.ts';
 import type { Config } from '../core/config.ts';
+import { FilterError } from '../core/errors.ts';
 import { type RuleFileText, loadRules, type RuleSet } from '../core/rules/load.ts';
 import { type Classifier, scan, type ScanEnv } from '../core/scan.ts';
 import { createHttpApp } from '../ingress/http.ts';
@@ -57,7 +58,8 @@ export function createEdgeApp(o: EdgeOptions): EdgeApp {
     config: o.config,
     scan: (input) => scan(input, env),
     learn: async (raw, label) => {
-      if (!model) throw new Error('no model loaded: start the edge with a model file to learn');
+      // EWORKER, as the Node door answers a process without a classifier: 503, not a 500 crash.
+      if (!model) throw new FilterError('EWORKER', 'no model loaded: start the edge with a model file to learn');
       trainMessage(model, raw, label);
       // The cached answers came from the old weights.
       caches.verdict.clear();
