@@ -7,7 +7,7 @@ import * as model from './model.ts';
 import { parseMessage } from './parse.ts';
 import type { ClassifyResult } from './scan.ts';
 import { type Features, features } from './tokens.ts';
-import type { SymbolHit } from './verdict.ts';
+import { roundScore, type SymbolHit } from './verdict.ts';
 
 export type Model = model.Model;
 
@@ -47,7 +47,7 @@ const HAM_CAP = -4;
 export function bayesSymbol(p: number): SymbolHit | null {
   const q = Math.min(Math.max(p, 1e-9), 1 - 1e-9);
   const logit = Math.log(q / (1 - q));
-  const points = Math.round(Math.min(SPAM_CAP, Math.max(HAM_CAP, BAYES_POINTS_PER_LOGIT * logit)) * 100) / 100;
+  const points = roundScore(Math.min(SPAM_CAP, Math.max(HAM_CAP, BAYES_POINTS_PER_LOGIT * logit)));
   if (Math.abs(points) < 0.5) return null;
   const options = [`p=${p.toFixed(4)}`];
   return points > 0
