@@ -2,10 +2,18 @@
 
 /** Parses IPv4 or IPv6 text into 16 bytes (IPv4 mapped as ::ffff:a.b.c.d); null when invalid. */
 export function parseIp(text: string): Uint8Array | null {
+  // A plain dotted quad, which is what the relay search and the rules pass nearly always, skips the
+  // trim and the two replaces below; anything else that parseV4 refuses takes the general path.
+  const c0 = text.charCodeAt(0);
+  const quad = c0 >= 48 && c0 <= 57 && !text.includes(':') ? parseV4(text) : null;
+  if (quad) return mappedV4(quad);
   const s = text.trim().replace(/^\[|\]$/g, '').replace(/^ipv6:/i, '');
   if (s.includes(':')) return parseV6(s);
   const v4 = parseV4(s);
-  if (!v4) return null;
+  return v4 ? mappedV4(v4) : null;
+}
+
+function mappedV4(v4: Uint8Array): Uint8Array {
   const out = new Uint8Array(16);
   out[10] = 0xff;
   out[11] = 0xff;
