@@ -220,11 +220,11 @@ class Session {
       const seen = new Map<string, number>();
       const deletes: Buffer[] = [];
       const ourId = authservIdOf(v);
-      for (const [i, [name]] of this.msg.headers.entries()) {
+      for (const [name, value] of this.msg.headers) {
         const key = name.toLowerCase();
         const n = (seen.get(key) ?? 0) + 1;
         seen.set(key, n);
-        if (key.startsWith('x-spam-') || isForgedAuthResults(key, this.msg.headers[i]?.[1] ?? '', ourId)) deletes.push(deleteHeader(name, n));
+        if (key.startsWith('x-spam-') || isForgedAuthResults(key, value, ourId)) deletes.push(deleteHeader(name, n));
       }
       // Delete from the last occurrence backwards, so earlier indexes stay valid.
       out.push(...deletes.reverse());
