@@ -28,8 +28,8 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
   const config = resolveConfig(doc, env, os.availableParallelism());
   // Shipped rule and model paths are relative to the package; user paths to the working directory.
   const base = configPath ? path.dirname(path.resolve(configPath)) : process.cwd();
-  const rel = (p: string, def: string, fallback: string) => (p === def ? shipped(fallback) : path.resolve(base, p));
-  config.rulesDir = rel(config.rulesDir, 'rules', 'rules');
-  config.modelFile = rel(config.modelFile, 'models/default.model', 'models/default.model');
+  const rel = (p: string, shippedDefault: string) => (p === shippedDefault ? shipped(shippedDefault) : path.resolve(base, p));
+  config.rulesDir = rel(config.rulesDir, 'rules');
+  config.modelFile = rel(config.modelFile, 'models/default.model');
   return config;
 }
