@@ -102,6 +102,30 @@ export class Hasher {
     b ^= b >>> 16;
     b = Math.imul(b, 0xc2b2ae35);
     b ^= b >>> 13;
-    return (a >>> 0).toString(16).padStart(8, '0') + (b >>> 0).toString(16).padStart(8, '0');
+    // Sixteen hex digits in one fromCharCode: Number#toString(16) and padStart cost ~1 µs a key (bench/early).
+    return String.fromCharCode(
+      hex(a >>> 28),
+      hex(a >>> 24),
+      hex(a >>> 20),
+      hex(a >>> 16),
+      hex(a >>> 12),
+      hex(a >>> 8),
+      hex(a >>> 4),
+      hex(a),
+      hex(b >>> 28),
+      hex(b >>> 24),
+      hex(b >>> 20),
+      hex(b >>> 16),
+      hex(b >>> 12),
+      hex(b >>> 8),
+      hex(b >>> 4),
+      hex(b),
+    );
   }
+}
+
+/** The char code of the low four bits' hex digit, lowercase. */
+function hex(n: number): number {
+  const d = n & 15;
+  return d < 10 ? 48 + d : 87 + d;
 }

@@ -67,3 +67,18 @@ describe('Hasher.bytes', () => {
     expect(keys.size).toBe(count - 19);
   });
 });
+
+describe('Hasher.digest', () => {
+  it('is sixteen lowercase hex digits, zero-padded, stable for the same input', () => {
+    const keys = new Set<string>();
+    for (let n = 0; n < 300; n++) {
+      const k = key(body(n, 11));
+      expect(k).toMatch(/^[0-9a-f]{16}$/);
+      expect(key(body(n, 11))).toBe(k);
+      keys.add(k);
+    }
+    expect(keys.size).toBe(300);
+    // Every digit value shows up in some position, so none is mis-encoded.
+    expect(new Set([...keys].join('')).size).toBe(16);
+  });
+});
