@@ -52,6 +52,14 @@ export class MilterClient {
     });
   }
 
+  /** Skips "continue" replies; resolves with the next other reply, or null once the server closed. */
+  async nextNotContinue(): Promise<Packet | null> {
+    for (;;) {
+      const p = await this.next();
+      if (!p || p.cmd !== 'c') return p;
+    }
+  }
+
   /** Replies up to and including the final one of end-of-body (a, r, t, y, d). */
   async untilFinal(): Promise<Packet[]> {
     const out: Packet[] = [];
