@@ -65,7 +65,8 @@ export class Series {
   private doors = new Map<string, number>();
   private actions = zeros(ACTIONS);
   private sourcesCount = zeros(SOURCES);
-  private timings = new Map<string, number[]>();
+  /** Per stage: a uniform sample of this window's timings, and how many timings the window saw. */
+  private timings = new Map<string, { kept: number[]; seen: number }>();
   private lastCache = new Map<CacheLevel, { hits: number; misses: number }>();
   private timer: ReturnType<typeof setInterval> | undefined;
   private readonly totals: SeriesSnapshot['totals'];
@@ -75,7 +76,7 @@ export class Series {
     this.keep = o.keep ?? 300;
     this.now = o.now ?? Date.now;
     this.totals = { messages: 0, actions: zeros(ACTIONS), sources: zeros(SOURCES), since: this.now() };
-    for (const s of [...STAGES, 'total']) this.timings.set(s, []);
+    for (const s of [...STAGES, 'total']) this.timings.set(s, { kept: [], seen: 0 });
   }
 
   bind(sources: SeriesSources): void {
@@ -93,10 +94,16 @@ export class Series {
     this.totals.messages++;
     this.totals.actions[v.action]++;
     this.totals.sources[v.source]++;
+    // Reservoir sampling: past RESERVOIR, the n-th timing replaces a kept one with chance RESERVOIR/n, so
+    // every timing of the window is equally likely to be kept (always replacing would favour the latest).
     const push = (stage: string, ms: number) => {
-      const list = this.timings.get(stage) as number[];
-      if (list.length < RESERVOIR) list.push(ms);
-      else list[Math.floor(Math.random() * RESERVOIR)] = ms;
+      const t = this.timings.get(stage) as { kept: number[]; seen: number };
+      t.seen++;
+      if (t.kept.length < RESERVOIR) t.kept.push(ms);
+      else {
+        const slot = Math.floor(Math.random() * t.seen);
+        if (slot < RESERVOIR) t.kept[slot] = ms;
+      }
     };
     push('total', v.elapsedMs);
     for (const [stage, ms] of Object.entries(v.stages ?? {})) if (ms !== undefined) push(stage, ms);
@@ -105,9 +112,9 @@ export class Series {
   /** Closes the current window into a sample. */
   tick(): Sample {
     const latency: Record<string, Percentiles> = {};
-    for (const [stage, list] of this.timings) {
-      latency[stage] = percentiles(list);
-      this.timings.set(stage, []);
+    for (const [stage, t] of this.timings) {
+      latency[stage] = percentiles(t.kept);
+      this.timings.set(stage, { kept: [], seen: 0 });
     }
     const cache = {} as Sample['cache'];
     for (const level of CACHE_LEVELS) {
