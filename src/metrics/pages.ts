@@ -8,6 +8,7 @@ import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import { getCookie, setCookie } from 'hono/cookie';
 import { FilterError } from '../core/errors.ts';
 import { parseIp } from '../core/net.ts';
+import { sameToken } from '../ingress/token.ts';
 import type { Series } from './series.ts';
 
 export interface PagesDeps {
@@ -45,7 +46,7 @@ export function adminGuard(http: PagesDeps['http']): MiddlewareHandler {
     const bearer = /^Bearer\s+(.+)$/i.exec(c.req.header('authorization') ?? '')?.[1];
     const query = c.req.query('token');
     const given = bearer ?? query ?? getCookie(c, 'atlas_token');
-    if (given !== http.token) throw new FilterError('EAUTH', 'missing or wrong token (Authorization: Bearer …, or open the page once with ?token=…)');
+    if (given === undefined || !sameToken(given, http.token)) throw new FilterError('EAUTH', 'missing or wrong token (Authorization: Bearer …, or open the page once with ?token=…)');
     if (query) setCookie(c, 'atlas_token', query, { httpOnly: true, sameSite: 'Strict', path: '/' });
     return next();
   };
