@@ -30,7 +30,7 @@ Options:
   --config FILE       YAML config file (default: embedded defaults, or $ATLAS_CONFIG)
   -h, --help          this help
 
-Exit codes: 0 done, 64 usage error, 74 the database cannot be read or written (ESTORE).`;
+Exit codes: 0 done, 64 usage error, 74 the database cannot be read or written (ESTORE), 78 bad config.`;
 
 const FILTERS = ['since', 'until', 'action', 'sender', 'limit', 'cursor'] as const;
 

@@ -22,7 +22,7 @@ Options:
   --config FILE       YAML config file (default: embedded defaults, or $ATLAS_CONFIG)
   -h, --help          this help
 
-Exit codes: 0 done, 64 usage error, 74 the database or a migration failed (ESTORE).`;
+Exit codes: 0 done, 64 usage error, 74 the database or a migration failed (ESTORE), 78 bad config.`;
 
 function count(raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback;
