@@ -18,7 +18,12 @@ import { readRulesDir } from '../../dist/cli/rules-watch.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const corpus = process.env.ATLAS_CORPUS ?? path.join(root, '../shared/corpus');
-const passes = Number(process.argv[process.argv.indexOf('--passes') + 1] || 5);
+const passesAt = process.argv.indexOf('--passes');
+const passes = passesAt > 0 ? Number(process.argv[passesAt + 1]) : 5;
+if (!Number.isInteger(passes) || passes < 1) {
+  console.error('--passes takes a whole number of at least 1');
+  process.exit(2);
+}
 if (!existsSync(corpus)) {
   console.error(`corpus not found at ${corpus}; set ATLAS_CORPUS`);
   process.exit(2);
