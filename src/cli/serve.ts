@@ -44,7 +44,10 @@ Options:
   -h, --help             this help
 
 Signals: SIGTERM/SIGINT stop accepting, finish in-flight messages, flush the log, exit 0.
-         SIGHUP reloads the rules.`;
+         SIGHUP reloads the rules.
+
+Exit codes: 0 stopped by a signal, 64 usage error, 78 bad config, rules or model, or an address a
+door cannot listen on (ECONFIG).`;
 
 /** Everything a door needs; doors take what they use and nothing else. */
 export interface DoorDeps {
@@ -165,6 +168,16 @@ async function startSmtpFilterDoor(deps: DoorDeps): Promise<Door> {
   return startSmtpDoor({ ...listen, nextHop, scan: deps.scanAs('smtp'), config, log: deps.log });
 }
 
+/**
+ * A door that cannot bind (port taken, privileged, address not on this host) is a configuration
+ * problem: ECONFIG, exit 78, with the address, rather than an internal error with a stack trace.
+ */
+function listenFailure(e: unknown): unknown {
+  const err = e as NodeJS.ErrnoException | undefined;
+  if (err?.syscall !== 'listen') return e;
+  return new FilterError('ECONFIG', `a door cannot start: ${err.message}`, { errno: err.code }, { cause: e });
+}
+
 export async function serveCommand(argv: string[]): Promise<number> {
   const args = parseCommand(
     argv,
@@ -238,7 +251,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     await pipeline.close();
     await runtime.close();
     await store.close();
-    throw e;
+    throw listenFailure(e);
   }
   for (const d of doors) log(`${d.name} listening on ${d.address}`);
   if (doors.length === 0) log('no door enabled (see --help); nothing to serve');
