@@ -34,6 +34,10 @@ export function openDb(file: string, options: OpenOptions = {}): Db {
       // every committed batch across a process crash (only a power loss can take the last ones).
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
+      // Checkpoints only move committed pages into the main file, so their spacing changes nothing
+      // about what survives a crash; it does decide how often hot index pages are copied and synced.
+      db.pragma(`wal_autocheckpoint = ${limits.storeWalCheckpointPages}`);
+      db.pragma(`journal_size_limit = ${limits.storeWalSizeLimitBytes}`);
     }
     return db;
   } catch (e) {

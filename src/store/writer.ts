@@ -31,7 +31,9 @@ export class LogWriter {
       this.applied = migrateUp(db, { dir: this.options.migrationsDir }).map((m) => `${String(m.version).padStart(4, '0')}_${m.name}`);
       const insert = db.prepare(`INSERT INTO verdicts (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})`);
       this.insertBatch = db.transaction((rows: Row[]) => {
-        for (const r of rows) insert.run(r);
+        // Spread arguments, not the array: better-sqlite3 reads an array through the V8 API one element
+        // at a time, which cost about a tenth of each insert in bench/store.
+        for (const r of rows) insert.run(...r);
       });
     } catch (e) {
       db.close();
