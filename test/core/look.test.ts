@@ -101,3 +101,19 @@ describe('HeaderIndex', () => {
     expect(h.some('missing', () => true)).toBe(false);
   });
 });
+
+describe('quickLook header end', () => {
+  it('finds the blank line at every byte alignment, LF and CRLF, past newlines that share its word', () => {
+    for (const nl of ['\n', '\r\n']) {
+      for (let pad = 0; pad < 8; pad++) {
+        // "\n\x0b" makes the bit trick flag a byte above a real newline falsely.
+        const head = `X-Pad: ${'y'.repeat(pad)}${nl}X-Odd: a\x0b${nl}\x0bb${nl}S: 1${nl}`;
+        const raw = bytes(`${head}${nl}body${nl}\n\nmore`);
+        const look = quickLook(raw);
+        expect(look.noSeparator).toBe(false);
+        expect(look.bodyOffset).toBe(head.length + nl.length);
+        expect(look.headers.first('s')).toBe('1');
+      }
+    }
+  });
+});
