@@ -4,10 +4,10 @@ import { readFileSync } from 'node:fs';
 import { EXIT, exitCodeFor } from './args.ts';
 import { backfillCommand } from './backfill.ts';
 import { checkCommand } from './check.ts';
-import { historyCommand } from './history.ts';
-import { migrateCommand } from './migrate.ts';
 import { evalCommand } from './eval.ts';
 import { learnCommand } from './learn.ts';
+import { historyCommand } from './history.ts';
+import { migrateCommand } from './migrate.ts';
 import { serveCommand } from './serve.ts';
 import { shipped } from './paths.ts';
 
@@ -16,11 +16,11 @@ type Command = (argv: string[]) => Promise<number>;
 const commands: Record<string, { run: Command; summary: string }> = {
   serve: { run: serveCommand, summary: 'run the filter: HTTP, SMTP, milter and SPAMC doors' },
   check: { run: checkCommand, summary: 'scan message files and print JSON verdicts' },
-  backfill: { run: backfillCommand, summary: 'sweep IMAP folders: scan, tag or move spam, resume where it stopped' },
-  migrate: { run: migrateCommand, summary: 'move the verdict log schema: up, down, status' },
-  history: { run: historyCommand, summary: 'list logged verdicts (filters, JSON lines) or apply retention' },
   learn: { run: learnCommand, summary: 'train the statistical model on spam and ham (folders or mbox)' },
   eval: { run: evalCommand, summary: 'measure the classifier on labelled mail, or cross-validate it' },
+  migrate: { run: migrateCommand, summary: 'move the verdict log schema: up, down, status' },
+  history: { run: historyCommand, summary: 'list logged verdicts (filters, JSON lines) or apply retention' },
+  backfill: { run: backfillCommand, summary: 'sweep IMAP folders: scan, tag or move spam, resume where it stopped' },
 };
 
 function mainHelp(): string {
@@ -36,7 +36,7 @@ ${Object.entries(commands)
 
 Run "atlas-email <command> --help" for a command's options.
 Environment: ATLAS_CONFIG, ATLAS_WORKER_COUNT, ATLAS_BULK_BATCH_SIZE, ATLAS_CACHE_ENABLED,
-             ATLAS_MEMORY_LIMIT_MB, ATLAS_CACHE_SIZE_MULTIPLIER, ATLAS_API_TOKEN`;
+             ATLAS_MEMORY_LIMIT_MB, ATLAS_CACHE_SIZE_MULTIPLIER, ATLAS_API_TOKEN, ATLAS_NEXT_HOP`;
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -8,6 +8,7 @@ import type { ScanInput } from '../core/scan.ts';
 import { publicVerdict, type Verdict } from '../core/verdict.ts';
 import { readMessage } from './body.ts';
 import { envelopeFromHeaders, toRspamd } from './rspamd.ts';
+import { sameToken } from './token.ts';
 
 export type LearnLabel = 'spam' | 'ham';
 
@@ -88,15 +89,6 @@ function checkContentType(h: Headers): void {
   if (encoding && !/^\s*identity\s*$/i.test(encoding)) {
     throw new FilterError('EPROTOCOL', `compressed bodies (${encoding}) are not accepted: send the message uncompressed`, { status: 415 });
   }
-}
-
-/** Compares without an early exit, so response time does not reveal how much of the token matched. */
-function sameToken(given: string, expected: string): boolean {
-  const a = new TextEncoder().encode(given);
-  const b = new TextEncoder().encode(expected);
-  let diff = a.length ^ b.length;
-  for (let i = 0; i < Math.max(a.length, b.length); i++) diff |= (a[i] ?? 0) ^ (b[i] ?? 0);
-  return diff === 0;
 }
 
 /** The bearer token, or Rspamd's controller `Password` header (what `rspamc -P` sends). */
