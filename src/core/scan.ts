@@ -119,8 +119,8 @@ export async function scan(input: ScanInput, env: ScanEnv): Promise<Verdict> {
       symbols: v.symbols,
       source: v.source,
     } as Verdict;
-    // Optional fields exist on the verdict exactly when the path that ends the scan sets them, and
-    // elapsedMs and stages come last, so the fields keep the order the doors have always printed.
+    // Optional fields exist on the verdict exactly when the path that ends the scan sets them (as with
+    // the spread before), and elapsedMs and stages still come last; doors print publicVerdict's order.
     if ('reason' in v) verdict.reason = v.reason;
     if ('errorCode' in v) verdict.errorCode = v.errorCode;
     if ('country' in v) verdict.country = v.country;
