@@ -111,6 +111,12 @@ export const limits = {
   storeWalCheckpointPages: 10_000,
   /** Size the verdict log's WAL file is cut back to after a checkpoint, bytes (it is reused, not regrown). */
   storeWalSizeLimitBytes: 64 * 1024 * 1024,
+  /**
+   * Largest milter packet accepted, bytes. Postfix sends bodies in 64 KB chunks and headers up to its
+   * header_size_limit (100 KB); a longer length prefix means a client that is not an MTA (a stray HTTP
+   * request reads as a 1.2 GB packet) and the connection is closed instead of buffered.
+   */
+  milterMaxPacketBytes: 1024 * 1024,
 } as const;
 
 export type Limits = typeof limits;

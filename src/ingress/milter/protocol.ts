@@ -3,11 +3,11 @@
 // MAX_PACKET is refused, so a stray HTTP request ("GET " = 1.2 GB) closes the connection instead of
 // making us wait for a gigabyte.
 import { FilterError } from '../../core/errors.ts';
+import { limits } from '../../core/limits.ts';
 
 export const MILTER_VERSION = 6;
 
-/** Postfix sends bodies in 64 KB chunks and headers up to header_size_limit (100 KB); macros are small. */
-export const MAX_PACKET = 1024 * 1024;
+export const MAX_PACKET = limits.milterMaxPacketBytes;
 
 export const Cmd = {
   ABORT: 'A',
