@@ -197,7 +197,7 @@ export async function scan(input: ScanInput, env: ScanEnv): Promise<Verdict> {
   const t4 = env.now();
   stages.classify = t4 - t3;
 
-  const all = [...earlySymbols, ...symbols];
+  const all = [...earlySymbols, ...withScoreOverrides(symbols, config.scores)];
   const d = decide(all, config.thresholds);
   stages.decide = env.now() - t4;
   return finish({ action: d.action, score: d.score, spam: d.spam, symbols: all, source, country, authResults });
@@ -205,6 +205,23 @@ export async function scan(input: ScanInput, env: ScanEnv): Promise<Verdict> {
 
 /** What each way out of the scan decides; finish() adds the facts every verdict carries. */
 type VerdictResult = Pick<Verdict, 'action' | 'score' | 'spam' | 'symbols' | 'source' | 'reason' | 'errorCode' | 'country' | 'authResults'>;
+
+/**
+ * Config `scores:` fixes a symbol's points, as Rspamd's scores.d. Early rules and auth symbols get theirs
+ * where they are built; classifier symbols (BAYES_*, content rules) come from the workers and the cache
+ * as the model scored them, so the override is applied here, on every verdict.
+ */
+function withScoreOverrides(symbols: SymbolHit[], scores: Record<string, number>): SymbolHit[] {
+  let out: SymbolHit[] | undefined;
+  for (let i = 0; i < symbols.length; i++) {
+    const s = symbols[i] as SymbolHit;
+    const fixed = scores[s.name];
+    if (fixed === undefined || fixed === s.score) continue;
+    out ??= symbols.slice();
+    out[i] = { ...s, score: fixed };
+  }
+  return out ?? symbols;
+}
 
 function roundMs(ms: number): number {
   return Math.round(ms * 1000) / 1000;

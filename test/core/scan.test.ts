@@ -115,3 +115,20 @@ describe('scan', () => {
     await expect(scan({ raw: bytes('Subject: x\r\n\r\n' + 'a'.repeat(200)) }, testEnv({ config }))).rejects.toMatchObject({ code: 'ETOOLARGE' });
   });
 });
+
+describe('score overrides', () => {
+  it('config scores fix the points of classifier symbols, cached or not', async () => {
+    const config = resolveConfig({ scores: { BAYES_TEST: 9 } });
+    const env = testEnv({ config, classifier: { classify: async () => ({ symbols: [{ name: 'BAYES_TEST', score: 1 }, { name: 'OTHER', score: 0.5 }] }) } });
+    for (const expected of ['classifier', 'cache']) {
+      const v = await scan({ raw: fixture('ham-plain.eml') }, env);
+      expect(v.source).toBe(expected);
+      expect(v.symbols).toEqual([
+        { name: 'BAYES_TEST', score: 9 },
+        { name: 'OTHER', score: 0.5 },
+      ]);
+      expect(v.score).toBe(9.5);
+      expect(v.action).toBe('tag');
+    }
+  });
+});
