@@ -165,6 +165,10 @@ export async function scan(input: ScanInput, env: ScanEnv): Promise<Verdict> {
   const deadline = t0 + config.pool.taskTimeoutMs;
   try {
     const authP = env.auth ? env.auth.check(input.raw, look, deadline) : undefined;
+    // If classification fails first, the scan returns without awaiting authP: mark it handled now, so a
+    // late rejection cannot become an unhandled rejection (which ends a Node process). Awaiting it below
+    // still sees the error.
+    authP?.catch(() => {});
     if (cached?.symbols) {
       symbols = cached.symbols;
       source = 'cache';

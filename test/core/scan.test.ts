@@ -132,3 +132,23 @@ describe('score overrides', () => {
     }
   });
 });
+
+describe('auth beside a failing classifier', () => {
+  it('a late auth failure after a classifier failure is not an unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const env = {
+        ...testEnv({ classifier: { classify: async () => Promise.reject(new FilterError('EOVERLOAD', 'queue full')) } }),
+        auth: { check: () => new Promise<never>((_, reject) => setTimeout(() => reject(new Error('dns blew up')), 20)) },
+      };
+      const v = await scan({ raw: fixture('ham-plain.eml') }, env);
+      expect(v).toMatchObject({ action: 'tempfail', errorCode: 'EOVERLOAD' });
+      await new Promise((r) => setTimeout(r, 60));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+});
