@@ -7,7 +7,7 @@ import { decide } from './decide.ts';
 import { FilterError, toFilterError } from './errors.ts';
 import { type Envelope, type Look, quickLook } from './look.ts';
 import { type Cidr, parseCidr } from './net.ts';
-import type { BodyMatches, RuleHit, RuleSet } from './rules/load.ts';
+import { type BodyMatches, type BodyRules, NO_BODY, type RuleHit, type RuleSet } from './rules/load.ts';
 import { roundScore, type Stage, type SymbolHit, type Verdict } from './verdict.ts';
 
 export interface ScanInput {
@@ -24,14 +24,23 @@ export interface ClassifyRequest {
   look: Pick<Look, 'sender' | 'senderDomain' | 'fromDomain' | 'relayIp' | 'subject' | 'messageId'>;
   /** Absolute deadline on the env clock. */
   deadline: number;
+  /** Only to a classifier with `matchesBody`: the body rules to match beside the classification. */
+  body?: { rules: BodyRules; offset: number };
 }
 
 export interface ClassifyResult {
   symbols: SymbolHit[];
+  /** Which body rules hold, when the request asked. */
+  body?: BodyMatches;
 }
 
 export interface Classifier {
   classify(req: ClassifyRequest): Promise<ClassifyResult>;
+  /**
+   * It can match the body rules too (ClassifyRequest.body). The worker pool can, which takes the body
+   * scan off the main thread on a cache miss; the verdict is the same either way.
+   */
+  readonly matchesBody?: boolean;
 }
 
 /** Checks that need network I/O (SPF/DKIM/DMARC, geo); they run beside the classifier, never cached by content. */
@@ -139,14 +148,23 @@ export async function scan(input: ScanInput, env: ScanEnv): Promise<Verdict> {
   const cached = useCache ? (env.caches.verdict.get(look.contentKey) as CachedClassification | undefined) : undefined;
   const t2 = env.now();
   stages.cache = t2 - t1;
-  const body = cached && cached.rules === rules ? cached.body : rules.matchBody(look, input.raw);
-  const hits = rules.match(look, input.raw, body);
+  let body = cached && cached.rules === rules ? cached.body : undefined;
+  // On a miss with a classifier that can do both, the body rules run in its worker beside the
+  // classification. The rules are first matched without the body: when none of them ends the scan,
+  // the body matches only change the outcome once the worker answers (below). When one does, a body
+  // rule might outrank it, so the body is matched here, as without a worker.
+  let deferBody = body === undefined && !cached && rules.body !== undefined && env.classifier?.matchesBody === true;
+  if (!deferBody) body ??= rules.matchBody(look, input.raw);
+  let hits = rules.match(look, input.raw, body ?? NO_BODY);
+  if (deferBody && endingHit(hits)) {
+    deferBody = false;
+    body = rules.matchBody(look, input.raw);
+    hits = rules.match(look, input.raw, body);
+  }
   const t3 = env.now();
   stages.early = t3 - t2;
-  const ending = endingHit(hits);
-  const earlySymbols = hits.map(hitToSymbol);
-  if (ending) {
-    if (useCache && !cached) env.caches.verdict.set(look.contentKey, { rules, body });
+  const early = (matched: BodyMatches, ending: RuleHit, earlySymbols: SymbolHit[]): Verdict => {
+    if (useCache && !cached) env.caches.verdict.set(look.contentKey, { rules, body: matched });
     const score = roundScore(earlySymbols.reduce((a, s) => a + s.score, 0));
     return finish({
       action: ending.action as Verdict['action'],
@@ -156,7 +174,10 @@ export async function scan(input: ScanInput, env: ScanEnv): Promise<Verdict> {
       source: 'early',
       reason: `${ending.symbol}: ${ending.description}`,
     });
-  }
+  };
+  let ending = endingHit(hits);
+  let earlySymbols = hits.map(hitToSymbol);
+  if (ending) return early(body as BodyMatches, ending, earlySymbols);
 
   let symbols: SymbolHit[] = [];
   let country: string | undefined;
@@ -173,11 +194,22 @@ export async function scan(input: ScanInput, env: ScanEnv): Promise<Verdict> {
       symbols = cached.symbols;
       source = 'cache';
     } else if (env.classifier) {
-      const r = await env.classifier.classify({ raw: input.raw, look, deadline });
+      const req: ClassifyRequest = { raw: input.raw, look, deadline };
+      if (deferBody) req.body = { rules: rules.body as BodyRules, offset: look.bodyOffset };
+      const r = await env.classifier.classify(req);
       symbols = r.symbols;
-      if (useCache) env.caches.verdict.set(look.contentKey, { rules, body, symbols });
+      if (deferBody) {
+        body = r.body ?? NO_BODY;
+        deferBody = false;
+        hits = rules.match(look, input.raw, body);
+        earlySymbols = hits.map(hitToSymbol);
+        ending = endingHit(hits);
+        // A body rule ends the scan, as it would have before the classifier without a worker.
+        if (ending) return early(body, ending, earlySymbols);
+      }
+      if (useCache) env.caches.verdict.set(look.contentKey, { rules, body: body as BodyMatches, symbols });
     } else if (useCache && !cached) {
-      env.caches.verdict.set(look.contentKey, { rules, body });
+      env.caches.verdict.set(look.contentKey, { rules, body: body as BodyMatches });
     }
     if (authP) {
       const a = await authP;
@@ -187,6 +219,15 @@ export async function scan(input: ScanInput, env: ScanEnv): Promise<Verdict> {
     }
   } catch (e) {
     const err = toFilterError(e);
+    // The classifier failed before its worker matched the body: match it here, so that a body rule
+    // still ends the scan as it would have without a worker, rather than a tempfail.
+    if (deferBody) {
+      body = rules.matchBody(look, input.raw);
+      hits = rules.match(look, input.raw, body);
+      earlySymbols = hits.map(hitToSymbol);
+      ending = endingHit(hits);
+      if (ending) return early(body, ending, earlySymbols);
+    }
     stages.classify = env.now() - t3;
     return finish({
       action: 'tempfail',

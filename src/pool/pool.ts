@@ -74,6 +74,7 @@ interface Generation {
 /** One classify() call; it may be sent twice when the worker holding it was stopped for another. */
 interface Job {
   raw: Uint8Array;
+  body: ClassifyRequest['body'];
   budget: number;
   timer: ReturnType<typeof setTimeout> | undefined;
   /** The attempt in flight: its message id and generation (undefined while in our queue). */
@@ -105,6 +106,8 @@ function payloadFor(bytes: Uint8Array | null): ModelPayload {
 }
 
 export class ClassifierPool implements Classifier {
+  /** Workers match the body rules beside the model (scan.ts sends them on a cache miss). */
+  readonly matchesBody = true;
   readonly workers: number;
   private readonly queueLength: number;
   private readonly taskTimeoutMs: number;
@@ -177,7 +180,7 @@ export class ClassifierPool implements Classifier {
     }
     this.pending++;
     return new Promise<ClassifyResult>((resolve, reject) => {
-      const job: Job = { raw: req.raw, budget, timer: undefined, taskId: 0, gen: undefined, resent: false, settled: false, resolve, reject };
+      const job: Job = { raw: req.raw, body: req.body, budget, timer: undefined, taskId: 0, gen: undefined, resent: false, settled: false, resolve, reject };
       job.timer = setTimeout(() => this.expire(job), budget);
       this.queue.push(job);
       this.dispatch();
@@ -208,7 +211,8 @@ export class ClassifierPool implements Classifier {
       // The caller (an SMTP session, a milter) still needs its bytes: transfer a copy, never its buffer.
       const raw = new Uint8Array(job.raw.byteLength);
       raw.set(job.raw);
-      items.push({ id, raw });
+      // Jobs of one batch share one BodyRules object, which structured clone then copies once.
+      items.push(job.body ? { id, raw, body: job.body } : { id, raw });
       transferList.push(raw.buffer);
     }
     const task: WorkerTask = { items };

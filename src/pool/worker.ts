@@ -5,6 +5,7 @@ import { threadId } from 'node:worker_threads';
 import Tinypool from 'tinypool';
 import { classifyMessage, loadModel, type Model } from '../core/classify.ts';
 import { toFilterError } from '../core/errors.ts';
+import { type BodyMatches, type BodyRules, compileBodyRules } from '../core/rules/load.ts';
 import type { ClassifyResult } from '../core/scan.ts';
 import { announceThread, type Board, endTask, startTask } from './board.ts';
 import type { ModelPayload } from './shared-model.ts';
@@ -18,6 +19,8 @@ export interface WorkerItem {
   id: number;
   /** The message bytes, transferred (the pool sends a copy; the caller keeps its own). */
   raw: Uint8Array;
+  /** Body rules to match too, from the body offset the quick look found. */
+  body?: { rules: BodyRules; offset: number };
 }
 
 export interface WorkerTask {
@@ -50,11 +53,27 @@ const { board } = data;
 const workerId = process.__tinypool_state__.workerId;
 announceThread(board, workerId, threadId);
 
+/** Compiled body rules by BodyRules.id; a rule reload adds one, so only the newest few are kept. */
+const bodyMatchers = new Map<number, (raw: Uint8Array, offset: number) => BodyMatches>();
+const KEPT_RULE_SETS = 4;
+
+function matchBody(body: NonNullable<WorkerItem['body']>, raw: Uint8Array): BodyMatches {
+  let m = bodyMatchers.get(body.rules.id);
+  if (!m) {
+    m = compileBodyRules(body.rules);
+    bodyMatchers.set(body.rules.id, m);
+    if (bodyMatchers.size > KEPT_RULE_SETS) bodyMatchers.delete(bodyMatchers.keys().next().value as number);
+  }
+  return m(raw, body.offset);
+}
+
 function classifyItem(item: WorkerItem): ItemReply {
   // The pool already answered ETIMEOUT for a message it gave up on while it waited here.
   if (!startTask(board, workerId, item.id)) return { ok: false, code: 'ETIMEOUT', message: 'skipped: the deadline passed before it started' };
   try {
-    return { ok: true, result: classifyMessage(item.raw, model) };
+    const result = classifyMessage(item.raw, model);
+    if (item.body) result.body = matchBody(item.body, item.raw);
+    return { ok: true, result };
   } catch (e) {
     const err = toFilterError(e);
     return { ok: false, code: err.code, message: err.message };

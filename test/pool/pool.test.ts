@@ -1,16 +1,17 @@
 // The classifier pool with real tinypool workers running the built worker (dist/pool/worker.js;
 // `npm test` builds first). Faults come from a test-only worker that wraps the real one.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { classifyMessage, emptyModel, loadModel, serializeModel, trainMessage } from '../../src/core/classify.ts';
 import { defaultConfig } from '../../src/core/config.ts';
 import { FilterError } from '../../src/core/errors.ts';
-import { type ClassifyRequest, scan } from '../../src/core/scan.ts';
+import { type Classifier, type ClassifyRequest, scan } from '../../src/core/scan.ts';
+import type { Verdict } from '../../src/core/verdict.ts';
 import { ClassifierPool, type ClassifierPoolOptions } from '../../src/pool/pool.ts';
 import { corpusFiles, hasCorpus, noCorpusReason } from '../helpers/corpus.ts';
-import { testEnv } from '../helpers/env.ts';
+import { fixture as fixtureOf, root, testEnv } from '../helpers/env.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const faultyWorker = path.join(here, 'fixtures/faulty-worker.mjs');
@@ -269,5 +270,49 @@ describe('scan() with the pool as classifier', () => {
     expect(verdicts.map((v) => v.action)).toEqual(['accept', 'accept', 'tempfail']);
     expect(verdicts[2]).toMatchObject({ errorCode: 'EOVERLOAD' });
     expect(verdicts[2]?.reason).toMatch(/overloaded/);
+  });
+});
+
+describe('scan() with the body rules matched in the pool', () => {
+  const ruleFixtures = readdirSync(path.join(root, 'test/fixtures/rules')).filter((f) => f.endsWith('.eml'));
+  // Stages are timings; everything else in a verdict must be the same whichever thread matched the body.
+  const comparable = (v: Verdict) => ({ ...v, elapsedMs: 0, stages: {} });
+
+  it('gives the same verdict as matching the body on the main thread, for every rule fixture and the classifier fixtures', async () => {
+    const pool = startPool();
+    const model = loadModel(modelBytes);
+    // The same worker code, in-process and without `matchesBody`: scan() then matches the body itself.
+    const inProcess: Classifier = { classify: async (req) => classifyMessage(req.raw, model) };
+    const raws = [...ruleFixtures.map((f) => fixtureOf(`rules/${f}`)), ham, spam];
+    expect(pool.matchesBody).toBe(true);
+    for (const raw of raws) {
+      const viaPool = await scan({ raw }, testEnv({ classifier: pool }));
+      const direct = await scan({ raw }, testEnv({ classifier: inProcess }));
+      expect(comparable(viaPool)).toEqual(comparable(direct));
+    }
+    // The body-rule fixtures did end their scans early with the body matched in a worker.
+    const sextortion = await scan({ raw: fixtureOf('rules/SCAM_SEXTORTION.eml') }, testEnv({ classifier: pool }));
+    expect(sextortion).toMatchObject({ action: 'reject', source: 'early' });
+  });
+
+  it('keeps the body matches for the cache: a repeat is answered without the pool', async () => {
+    const pool = startPool();
+    const env = testEnv({ classifier: pool });
+    const raw = fixtureOf('rules/PHISH_VERIFY_NOW.eml');
+    const first = await scan({ raw }, env);
+    const completed = pool.stats().completed;
+    const second = await scan({ raw }, env);
+    expect(pool.stats().completed).toBe(completed);
+    expect(second.symbols.map((s) => s.name)).toEqual(first.symbols.map((s) => s.name));
+    expect(second.symbols.map((s) => s.name)).toContain('PHISH_VERIFY_NOW');
+  });
+
+  it('still ends the scan on a body rule when the classification fails, instead of a tempfail', async () => {
+    const pool = startPool({ workers: 1, workerFile: faultyWorker });
+    const v = await scan({ raw: withFault('refuse', fixtureOf('rules/SCAM_SEXTORTION.eml')) }, testEnv({ classifier: pool }));
+    expect(v).toMatchObject({ action: 'reject', source: 'early' });
+    expect(v.symbols.map((s) => s.name)).toContain('SCAM_SEXTORTION');
+    const plain = await scan({ raw: withFault('refuse') }, testEnv({ classifier: pool }));
+    expect(plain).toMatchObject({ action: 'tempfail', errorCode: 'EMALFORMED' });
   });
 });

@@ -25,6 +25,11 @@ export interface RuleSet {
    * verdict cache keeps it beside the classifier's answer and a cache hit never rescans the body.
    */
   matchBody(look: Look, raw: Uint8Array): BodyMatches;
+  /**
+   * The body patterns as plain data, so a classifier worker can match them beside its own work and
+   * spare the main thread (the body scan is its largest cost on a cache miss); absent without body rules.
+   */
+  readonly body?: BodyRules;
   /** Every rule, given the body matches (computed now or taken from the cache). */
   match(look: Look, raw: Uint8Array, body?: BodyMatches): RuleHit[];
 }
@@ -32,7 +37,15 @@ export interface RuleSet {
 /** Rule index → the matched text, for the rules whose body condition holds. */
 export type BodyMatches = ReadonlyMap<number, string>;
 
-const NO_BODY: BodyMatches = new Map();
+export const NO_BODY: BodyMatches = new Map();
+
+/** A rule set's body patterns; `id` differs for every compiled set, so a worker can keep its compiled form. */
+export interface BodyRules {
+  id: number;
+  patterns: { rule: number; pattern: string }[];
+}
+
+let lastBodyRulesId = 0;
 
 function buildField(entries: { rule: number; pattern: string }[]): FieldMatcher {
   const byFlags = new Map<string, string[]>();
@@ -110,19 +123,10 @@ export function compileRules(rules: RuleSpec[], scoreOverrides: Record<string, n
   const bodyField = fields.get('body');
   fields.delete('body');
 
-  function matchBody(look: Look, raw: Uint8Array): BodyMatches {
-    if (!bodyField || look.bodyOffset >= raw.length) return NO_BODY;
-    const end = Math.min(raw.length, look.bodyOffset + limits.earlyBodyScanBytes);
-    const text = latin1.decode(raw.subarray(look.bodyOffset, end));
-    if (!anyTest(bodyField.prefilters, text)) return NO_BODY;
-    const out = new Map<number, string>();
-    for (const { rule, re } of bodyField.singles) {
-      if (out.has(rule)) continue;
-      const hit = re.exec(text);
-      if (hit) out.set(rule, `body=${hit[0].slice(0, 80)}`);
-    }
-    return out;
-  }
+  const bodyEntries = texts.get('body');
+  const body: BodyRules | undefined = bodyEntries && { id: ++lastBodyRulesId, patterns: bodyEntries };
+  const bodyMatch = body && compileBodyRules(body, bodyField);
+  const matchBody = (look: Look, raw: Uint8Array): BodyMatches => (bodyMatch ? bodyMatch(raw, look.bodyOffset) : NO_BODY);
 
   // The text fields once more as a flat list with the header name cut out ahead of time: match() runs
   // for every message, cache hits included, and per-call slices and arrays showed in bench/early.
@@ -220,5 +224,26 @@ export function compileRules(rules: RuleSpec[], scoreOverrides: Record<string, n
     return hits;
   }
 
-  return { rules: scored, files: [...new Set(rules.map((r) => r.file))], matchBody, match };
+  return { rules: scored, files: [...new Set(rules.map((r) => r.file))], matchBody, match, body };
+}
+
+/**
+ * The body condition of a rule set: which body rules hold for the first limits.earlyBodyScanBytes of
+ * the body (read as latin1, so a pattern sees the raw bytes of any charset). Workers build it from the
+ * plain BodyRules; the rule set passes its already compiled matcher.
+ */
+export function compileBodyRules(rules: BodyRules, compiled: FieldMatcher = buildField(rules.patterns)): (raw: Uint8Array, bodyOffset: number) => BodyMatches {
+  return (raw, bodyOffset) => {
+    if (bodyOffset >= raw.length) return NO_BODY;
+    const end = Math.min(raw.length, bodyOffset + limits.earlyBodyScanBytes);
+    const text = latin1.decode(raw.subarray(bodyOffset, end));
+    if (!anyTest(compiled.prefilters, text)) return NO_BODY;
+    const out = new Map<number, string>();
+    for (const { rule, re } of compiled.singles) {
+      if (out.has(rule)) continue;
+      const hit = re.exec(text);
+      if (hit) out.set(rule, `body=${hit[0].slice(0, 80)}`);
+    }
+    return out;
+  };
 }

@@ -23,5 +23,5 @@ export function loadRules(files: RuleFileText[], scoreOverrides: Record<string, 
   return compileRules(specs, scoreOverrides);
 }
 
-export type { BodyMatches, RuleSet } from './compile.ts';
+export { type BodyMatches, type BodyRules, compileBodyRules, NO_BODY, type RuleSet } from './compile.ts';
 export type { RuleHit, RuleSpec } from './types.ts';
