@@ -2,7 +2,8 @@
 // connections, for the real `atlas-email serve --smtp` and, in the same run, for the same door with
 // scanning switched off (bench/smtp/passthrough.mjs). The ratio is the share of throughput the scan costs;
 // the pass-through figure is the door's own ceiling (SMTP in, SMTP out).
-// Usage: npm run bench:smtp [-- --messages N] [--connections 1,10,32] [--auth]
+// Usage: npm run bench:smtp [-- --messages N] [--connections 1,10,32] [--auth] [--modes pass,scan] [--cpu-prof DIR]
+// --cpu-prof DIR writes a V8 CPU profile of each filter process (and its workers) into DIR.
 // Messages: corpus messages up to 256 KB when ../shared/corpus exists, else the test fixtures; each one is
 // made unique (a line appended to its body) so the verdict cache cannot answer for it.
 // Sender authentication is off unless --auth: it waits on DNS, which bench/auth measures on its own.
@@ -19,6 +20,8 @@ import { corpusFiles, root, spread } from '../lib/corpus.mjs';
 const perRun = numberFlag('messages', 6000);
 const connectionsList = String(flag('connections', '1,10,32')).split(',').map(Number);
 const withAuth = hasFlag('auth');
+const modes = String(flag('modes', 'pass,scan')).split(',');
+const profileDir = flag('cpu-prof', undefined);
 const FILTER_PORT = 12580;
 const SINK_PORT = 12581;
 const MAX_BYTES = 256 * 1024;
@@ -76,7 +79,8 @@ async function startFilter(mode, work) {
     mode === 'scan'
       ? [path.join(root, 'dist/cli/index.js'), 'serve', '--no-http', '--smtp', `127.0.0.1:${FILTER_PORT}`, '--next-hop', `127.0.0.1:${SINK_PORT}`, '--config', cfg, '--db', path.join(work, 'atlas.db')]
       : [path.join(root, 'bench/smtp/passthrough.mjs'), String(FILTER_PORT), String(SINK_PORT)];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const nodeArgs = profileDir ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(profileDir)] : [];
+  const child = spawn(process.execPath, [...nodeArgs, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr.on('data', (d) => (err += d));
   for (let i = 0; !(await canConnect(FILTER_PORT)); i++) {
@@ -135,7 +139,7 @@ const sink = await startSink();
 const seq = { n: 0 };
 const rows = [];
 try {
-  for (const mode of ['pass', 'scan']) {
+  for (const mode of modes) {
     const f = await startFilter(mode, work);
     if (mode === 'scan') {
       const cls = /classifier: [^\n]*/.exec(f.log());
@@ -146,8 +150,10 @@ try {
       for (const c of connectionsList) {
         const before = sink.received();
         const cpu0 = cpuSeconds(f.child.pid);
+        const own0 = process.cpuUsage();
         const r = await load(messages, perRun, c, seq);
         const cores = (cpuSeconds(f.child.pid) - cpu0) / r.secs;
+        const own = process.cpuUsage(own0);
         const delivered = sink.received() - before;
         rows.push({
           mode,
@@ -158,6 +164,8 @@ try {
           'filter cores': +cores.toFixed(2),
           // CPU the filter process spent per message: steadier than msg/s on a shared machine.
           'filter CPU ms/msg': +((cores * r.secs * 1000) / perRun).toFixed(3),
+          // The bench's own client and sink share the cores with the filter: their cost, per message.
+          'client+sink CPU ms/msg': +((own.user + own.system) / 1000 / perRun).toFixed(3),
           'replied 250': r.codes[250],
           'replied 550': r.codes[550],
           'other replies': r.codes.other,
@@ -174,7 +182,7 @@ try {
   rmSync(work, { recursive: true, force: true });
 }
 console.table(rows);
-for (const c of connectionsList) {
+for (const c of modes.length === 2 ? connectionsList : []) {
   const p = rows.find((r) => r.mode === 'pass' && r.connections === c);
   const s = rows.find((r) => r.mode === 'scan' && r.connections === c);
   console.log(`connections ${c}: scan ${s['msg/s']} msg/s vs pass-through ${p['msg/s']} msg/s → ratio ${(s['msg/s'] / p['msg/s']).toFixed(2)}`);

@@ -1,14 +1,15 @@
 // Re-injection: hands a filtered message to the next hop (Postfix's 10026 listener) over a small pool of
 // kept-alive SMTP connections, keeping the envelope exactly as Postfix gave it to us.
 //
-// nodemailer's SMTPConnection speaks the protocol (pipelining, dot-stuffing, 8BITMIME, SMTPUTF8); the pool
-// is ours rather than nodemailer's pooled transport because that transport routes through its Mailer,
-// which re-parses and de-duplicates envelope addresses — an after-queue filter must pass them unchanged.
+// The client is our own (client.ts) rather than nodemailer's: re-injection needs a fraction of an SMTP
+// client, and nodemailer's pass the data through a byte-at-a-time stream transform and re-parse the
+// envelope, which was half of the door's own CPU per message (bench/README.md, smtp). Ours pipelines the
+// envelope with DATA, dot-stuffs with native searches and writes the message without copying it.
 // `send` resolves only when the next hop answered 250 to the data for every recipient; anything else
 // rejects with a FilterError('ENEXTHOP') so the door can answer 4xx and Postfix keeps the message.
-import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { FilterError } from '../../core/errors.ts';
 import { limits } from '../../core/limits.ts';
+import { SmtpClientConnection, type SmtpClientError } from './client.ts';
 
 export interface ReinjectOptions {
   host: string;
@@ -52,14 +53,9 @@ export interface Reinjector {
 }
 
 interface Pooled {
-  conn: SMTPConnection;
+  conn: SmtpClientConnection;
   sent: number;
-  broken: boolean;
-  /** The next hop offered XFORWARD in its EHLO reply (Postfix: smtpd_authorized_xforward_hosts). */
-  xforward: boolean;
 }
-
-const XFORWARD_METHOD = 'ATLAS-XFORWARD';
 
 /** XFORWARD values are xtext (RFC 1891): '+', '=' and anything outside printable ASCII as +HH. */
 function xtext(value: string): string {
@@ -90,69 +86,32 @@ export function createReinjector(options: ReinjectOptions): Reinjector {
 
   const discard = (p: Pooled) => {
     open--;
-    p.broken = true;
-    try {
-      p.conn.close();
-    } catch {
-      // already closed: nothing left to release
-    }
+    p.conn.destroy();
   };
 
-  const connect = (): Promise<Pooled> =>
-    new Promise((resolve, reject) => {
-      const conn = new SMTPConnection({
-        host: options.host,
-        port: options.port,
-        name: options.name,
-        ignoreTLS: true,
-        connectionTimeout: timeout,
-        greetingTimeout: timeout,
-        socketTimeout: timeout,
-        allowInternalNetworkInterfaces: true,
-        // nodemailer has no XFORWARD support; its custom-auth hook is its one public way to send an
-        // extra command on an open connection, so XFORWARD rides on it (see forward()).
-        customAuth: {
-          [XFORWARD_METHOD]: (ctx) => {
-            const cmd = (ctx.auth.options as { command: string }).command;
-            ctx.sendCommand(cmd, (err, r) => {
-              if (err) ctx.reject(err);
-              else if (r.status !== 250) ctx.reject(new Error(r.response));
-              else ctx.resolve();
-            });
-          },
-        },
-      });
-      const p: Pooled = { conn, sent: 0, broken: false, xforward: false };
-      let settled = false;
-      conn.on('error', (err: Error) => {
-        p.broken = true;
-        if (!settled) {
-          settled = true;
-          reject(nextHopError(`${options.host}:${options.port} unreachable`, err));
-        }
-      });
-      conn.on('end', () => {
-        p.broken = true;
-        const i = idle.indexOf(p);
-        if (i >= 0) {
-          idle.splice(i, 1);
-          open--;
-        }
-      });
-      conn.connect((err) => {
-        if (settled) return;
-        settled = true;
-        if (err) return reject(nextHopError(`${options.host}:${options.port} unreachable`, err));
-        // Right after connect() the last reply is the EHLO reply; nodemailer keeps no list of unknown extensions.
-        p.xforward = /^250[ -]XFORWARD\b/im.test(String(conn.lastServerResponse));
-        resolve(p);
-      });
+  const connect = async (): Promise<Pooled> => {
+    let conn: SmtpClientConnection;
+    try {
+      conn = await SmtpClientConnection.open({ host: options.host, port: options.port, name: options.name ?? 'localhost', timeoutMs: timeout });
+    } catch (e) {
+      throw nextHopError(`${options.host}:${options.port} unreachable`, e);
+    }
+    const p: Pooled = { conn, sent: 0 };
+    // The next hop hung up or timed out while the connection sat idle: it leaves the pool at once.
+    conn.onClose(() => {
+      const i = idle.indexOf(p);
+      if (i >= 0) {
+        idle.splice(i, 1);
+        open--;
+      }
     });
+    return p;
+  };
 
   const acquire = async (): Promise<Pooled> => {
     while (idle.length) {
       const p = idle.pop() as Pooled;
-      if (!p.broken) return p;
+      if (!p.conn.broken) return p;
       open--;
     }
     if (open < max) {
@@ -170,14 +129,14 @@ export function createReinjector(options: ReinjectOptions): Reinjector {
   };
 
   const release = (p: Pooled) => {
-    const keep = !p.broken && !closing && p.sent < perConnection;
+    const keep = !p.conn.broken && !closing && p.sent < perConnection;
     if (keep) {
       const next = waiting.shift();
       if (next) next(p);
       else idle.push(p);
       return;
     }
-    if (p.broken) discard(p);
+    if (p.conn.broken) discard(p);
     else {
       open--;
       p.conn.quit();
@@ -193,29 +152,24 @@ export function createReinjector(options: ReinjectOptions): Reinjector {
     }
   };
 
-  const forward = (p: Pooled, f: Forwarded): Promise<void> =>
-    new Promise((resolve, reject) => {
-      p.conn.login({ method: XFORWARD_METHOD, user: '-', pass: '-', options: { command: xforwardCommand(f) } }, (err) =>
-        err ? reject(nextHopError('refused XFORWARD', err)) : resolve(),
-      );
-    });
-
-  const transmit = (p: Pooled, msg: ReinjectMessage): Promise<ReinjectResult> =>
-    new Promise((resolve, reject) => {
-      p.conn.send({ from: msg.from, to: msg.to, size: msg.raw.length, use8BitMime: true } as SMTPConnection.Envelope, msg.raw, (err, info) => {
-        if (err) return reject(nextHopError('refused the message', err));
-        if (!info) return reject(nextHopError('gave no reply', undefined));
-        if (info.rejected.length > 0) {
-          // Some recipients were refused and the rest accepted. SMTP cannot tell Postfix "250 for these,
-          // 451 for those" after DATA, so the whole message is answered 451 and retried: the accepted
-          // recipients may get it twice, which beats losing it for the refused ones.
-          return reject(
-            nextHopError(`refused ${info.rejected.length} of ${msg.to.length} recipients`, info.rejectedErrors?.[0], { rejected: info.rejected }),
-          );
-        }
-        resolve({ response: info.response });
-      });
-    });
+  const transmit = async (p: Pooled, msg: ReinjectMessage): Promise<ReinjectResult> => {
+    // XFORWARD only where the next hop offers it (Postfix: smtpd_authorized_xforward_hosts).
+    const xforward = msg.forwarded && p.conn.extensions.has('XFORWARD') ? xforwardCommand(msg.forwarded) : undefined;
+    let info;
+    try {
+      info = await p.conn.send({ from: msg.from, to: msg.to }, msg.raw, xforward);
+    } catch (e) {
+      // "refused the data (554 …)" when the next hop answered; "failed (connection closed)" when it did not.
+      throw nextHopError((e as SmtpClientError).response ? (e as Error).message : 'failed', e);
+    }
+    if (info.rejected.length > 0) {
+      // Some recipients were refused and the rest accepted. SMTP cannot tell Postfix "250 for these,
+      // 451 for those" after DATA, so the whole message is answered 451 and retried: the accepted
+      // recipients may get it twice, which beats losing it for the refused ones.
+      throw nextHopError(`refused ${info.rejected.length} of ${msg.to.length} recipients`, { response: info.rejectedReply?.text, responseCode: info.rejectedReply?.code }, { rejected: info.rejected });
+    }
+    return { response: info.response };
+  };
 
   return {
     get stats() {
@@ -227,13 +181,12 @@ export function createReinjector(options: ReinjectOptions): Reinjector {
       let p: Pooled | undefined;
       try {
         p = await acquire();
-        if (p.xforward && msg.forwarded) await forward(p, msg.forwarded);
         const r = await transmit(p, msg);
         p.sent++;
         return r;
       } catch (e) {
         // The connection state after a failed transaction is unknown: never reuse it.
-        if (p) p.broken = true;
+        if (p) p.conn.destroy();
         throw e;
       } finally {
         if (p) release(p);
