@@ -4,11 +4,15 @@
 //     with 500 rows per transaction, and with one row per transaction. Rounds alternate so a noisy
 //     neighbour hits both; the figures are the medians. Each round's clock stops after a checkpoint
 //     has copied its rows into the database file, so the checkpoint work the WAL defers is counted.
-//  2. End to end: record() on the main thread → writer thread → SQLite: main-thread cost per verdict,
-//     rows/s until everything is written, and the event loop's delay meanwhile.
+//     A third mode, labelled group commit, writes 5,000 rows per transaction: what the writer does
+//     under load, when batches queue up behind a write and the next transaction takes them all
+//     (limits.storeGroupCommitRows). It is not the issue's 500-row figure and is not judged as one.
+//  2. End to end: record() on the main thread → writer thread → SQLite, with group commit as serve
+//     runs it: main-thread cost per verdict, rows/s until everything is written (wall and per
+//     CPU-second of the whole process, both threads), transactions used, and the event loop's delay.
 // Wall-clock rows/s suffer from neighbours on a shared machine; rows per CPU-second of this process
 // are printed beside them (for the I/O-bound row-at-a-time mode they flatter it: waits are not CPU).
-// Usage: npm run bench:store [-- --rounds N --rows N]
+// Usage: npm run bench:store [-- --rounds N --rows N --e2e N]   (--rounds 0: end to end only)
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,8 +28,9 @@ const arg = (name, def) => {
 const rounds = arg('rounds', 5);
 // Both modes write the same number of rows to a new file, so index sizes match.
 const roundRows = arg('rows', 20_000);
-const e2eRows = 200_000;
+const e2eRows = arg('e2e', 200_000);
 const BATCH = 500;
+const GROUP = 5_000;
 
 // Verdicts shaped like real traffic: 200 sender domains, an action mix, one to three symbols.
 const ACTIONS = ['accept', 'accept', 'accept', 'accept', 'tag', 'tag', 'reject', 'quarantine', 'tempfail'];
@@ -93,9 +98,11 @@ const fmt = (n) => Math.round(n).toLocaleString('en-US');
 insertRound(5_000, BATCH); // warm-up: JIT, page cache
 const batched = [];
 const single = [];
+const grouped = [];
 for (let r = 0; r < rounds; r++) {
   batched.push(insertRound(roundRows, BATCH));
   single.push(insertRound(roundRows, 1));
+  grouped.push(insertRound(roundRows, GROUP));
 }
 
 // End to end through the store, verdicts arriving in bursts of 1,000 per event-loop turn.
@@ -105,6 +112,7 @@ const delay = monitorEventLoopDelay({ resolution: 1 });
 delay.enable();
 let recordMs = 0;
 const t0 = performance.now();
+const e2eCpu0 = process.cpuUsage();
 for (let i = 0; i < e2eRows; i += 1_000) {
   const r0 = performance.now();
   for (let j = i; j < i + 1_000; j++) store.record(verdicts[j % verdicts.length]);
@@ -113,6 +121,7 @@ for (let i = 0; i < e2eRows; i += 1_000) {
 }
 await store.flush();
 const e2eS = (performance.now() - t0) / 1000;
+const e2eCpu = process.cpuUsage(e2eCpu0);
 delay.disable();
 await store.close();
 const stats = store.stats();
@@ -125,24 +134,38 @@ console.log(
     `${rounds} alternating rounds of ${fmt(roundRows)} rows each`,
 );
 console.log('');
-console.log('mode                                  rows/s wall (median)   rows/CPU-s (median)   wall, each round');
-for (const [name, xs] of [[`batched (${BATCH} rows / transaction)`, batched], ['row-at-a-time (1 row / transaction)', single]]) {
-  console.log(`${name.padEnd(37)} ${fmt(wall(xs)).padStart(20)}   ${fmt(cpu(xs)).padStart(19)}   ${xs.map((x) => fmt(x.wall)).join(', ')}`);
-}
-console.log('');
 const met = (ok) => (ok ? 'met' : 'NOT met');
-const ratioWall = wall(batched) / wall(single);
-const ratioCpu = cpu(batched) / cpu(single);
-console.log(
-  `batched / row-at-a-time: ${ratioWall.toFixed(1)}× wall clock (${met(ratioWall >= 10)}), ${ratioCpu.toFixed(1)}× per CPU-second (${met(ratioCpu >= 10)})   (target ≥ 10×)`,
-);
-console.log(
-  `batched inserts: ${fmt(wall(batched))} rows/s wall (${met(wall(batched) >= 200_000)}), ${fmt(cpu(batched))} rows per CPU-second (${met(cpu(batched) >= 200_000)})   (target ≥ 200,000 rows/s)`,
-);
-console.log('');
+if (rounds > 0) {
+  console.log('mode                                             rows/s wall (median)   rows/CPU-s (median)   rows/CPU-s, each round');
+  for (const [name, xs] of [
+    [`batched (${BATCH} rows / transaction)`, batched],
+    ['row-at-a-time (1 row / transaction)', single],
+    [`group commit (${fmt(GROUP)} rows / transaction)`, grouped],
+  ]) {
+    console.log(`${name.padEnd(48)} ${fmt(wall(xs)).padStart(20)}   ${fmt(cpu(xs)).padStart(19)}   ${xs.map((x) => fmt(x.cpu)).join(', ')}`);
+  }
+  console.log('');
+  const ratioWall = wall(batched) / wall(single);
+  const ratioCpu = cpu(batched) / cpu(single);
+  console.log(
+    `batched / row-at-a-time: ${ratioWall.toFixed(1)}× wall clock (${met(ratioWall >= 10)}), ${ratioCpu.toFixed(1)}× per CPU-second (${met(ratioCpu >= 10)})   (target ≥ 10×)`,
+  );
+  console.log(
+    `batched inserts: ${fmt(wall(batched))} rows/s wall (${met(wall(batched) >= 200_000)}), ${fmt(cpu(batched))} rows per CPU-second (${met(cpu(batched) >= 200_000)})   (target ≥ 200,000 rows/s)`,
+  );
+  console.log(
+    `group commit (not the issue's 500-row batches): ${(wall(grouped) / wall(single)).toFixed(1)}× / ${(cpu(grouped) / cpu(single)).toFixed(1)}× row-at-a-time (wall / CPU-second)`,
+  );
+  console.log('');
+}
 console.log(
   `end to end (record → writer thread → SQLite): ${fmt(e2eRows)} verdicts written in ${e2eS.toFixed(2)} s = ${fmt(e2eRows / e2eS)} rows/s; ` +
     `written ${fmt(stats.written)}, dropped ${stats.dropped}`,
+);
+const txs = stats.transactions;
+console.log(
+  `  ${fmt(e2eRows / ((e2eCpu.user + e2eCpu.system) / 1e6))} rows per CPU-second (whole process, both threads); ` +
+    (txs === undefined ? 'transactions not counted by this build' : `${fmt(txs)} transactions (group commit), ${fmt(e2eRows / txs)} rows each on average`),
 );
 console.log(
   `  main thread: record() ${((recordMs * 1000) / e2eRows).toFixed(2)} µs per verdict; event loop delay p99 ${(delay.percentile(99) / 1e6).toFixed(1)} ms, max ${(delay.max / 1e6).toFixed(1)} ms`,

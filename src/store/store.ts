@@ -1,8 +1,10 @@
 // The verdict log as the rest of the filter sees it. record() only appends to an in-memory queue; the
 // queue goes to the writer thread in batches (at batchSize rows or after flushMs), one transaction
-// each, one batch in flight at a time so rows land in order. When the file cannot be written the
-// batch is kept and retried with backoff while new verdicts queue up to queueLength; past that they
-// are counted as dropped. Mail keeps flowing either way: nothing here can throw into a door.
+// each, one transaction in flight at a time so rows land in order. Group commit: batches that queue up
+// while a transaction is being written go together in the next one (up to groupRows), so under load
+// transactions grow and the index pages every commit rewrites are shared by more rows. When the file
+// cannot be written the batch is kept and retried with backoff while new verdicts queue up to
+// queueLength; past that they are counted as dropped. Mail keeps flowing either way: nothing here can throw into a door.
 import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -29,12 +31,16 @@ export interface StoreOptions {
   busyTimeoutMs?: number;
   /** How long close() keeps retrying an unwritable log before giving up (default limits.storeCloseTimeoutMs). */
   closeTimeoutMs?: number;
+  /** Most rows one group-committed transaction takes (default the larger of batchSize and limits.storeGroupCommitRows). */
+  groupRows?: number;
 }
 
 export interface StoreStats {
   /** Verdicts in memory: waiting for their batch, or in a batch being written or retried. */
   queued: number;
   written: number;
+  /** Transactions committed; fewer than batches when group commit joined batches that queued up. */
+  transactions: number;
   dropped: number;
   failedBatches: number;
   lastError: string | null;
@@ -87,7 +93,8 @@ const LOG_EVERY_MS = 10_000;
 
 export async function openStore(options: StoreOptions): Promise<VerdictStore> {
   const { file, batchSize, flushMs, queueLength, log } = options;
-  for (const [name, n] of [['batchSize', batchSize], ['flushMs', flushMs], ['queueLength', queueLength]] as const) {
+  const groupRows = options.groupRows ?? Math.max(batchSize, limits.storeGroupCommitRows);
+  for (const [name, n] of [['batchSize', batchSize], ['flushMs', flushMs], ['queueLength', queueLength], ['groupRows', groupRows]] as const) {
     if (!Number.isInteger(n) || n <= 0) throw new RangeError(`openStore: ${name} must be a positive whole number, got ${n}`);
   }
   // Scheduling runs on the monotonic clock; verdict times are wall-clock.
@@ -144,11 +151,14 @@ export async function openStore(options: StoreOptions): Promise<VerdictStore> {
     settleFlushers(err);
   });
 
-  // The queue: full batches in order, the last one filling up. `held` is the batch being written or
-  // waiting to be retried; it stays first in line until it is written.
+  // The queue: full batches in order, the last one filling up. `held` is the group of batches being
+  // written (one transaction) or waiting to be retried; it stays first in line until it is written.
   const batches: { rows: Row[]; since: number }[] = [];
   let queuedRows = 0;
-  let held: Row[] | null = null;
+  let held: Row[][] | null = null;
+  // After SQLite refused a group as such (badBatch), its batches go one per transaction again, so only
+  // the batch that holds the bad row is given up.
+  let alone = 0;
   let writing = false;
   let timer: NodeJS.Timeout | null = null;
   let retryDelay = 0;
@@ -159,7 +169,7 @@ export async function openStore(options: StoreOptions): Promise<VerdictStore> {
   let done = 0;
   const flushers: { upTo: number; resolve: () => void; reject: (e: FilterError) => void }[] = [];
   const workerGone = () => workerError !== null || stopped;
-  const stats: StoreStats = { queued: 0, written: 0, dropped: 0, failedBatches: 0, lastError: null, writable: true };
+  const stats: StoreStats = { queued: 0, written: 0, transactions: 0, dropped: 0, failedBatches: 0, lastError: null, writable: true };
   const logDrop = rateLimited(log, LOG_EVERY_MS);
   const logFailure = rateLimited(log, LOG_EVERY_MS);
 
@@ -192,12 +202,23 @@ export async function openStore(options: StoreOptions): Promise<VerdictStore> {
       if (!first) return;
       const due = first.rows.length >= batchSize || flushers.length > 0 || closed || t - first.since >= flushMs;
       if (!due) return schedule(first.since + flushMs - t);
-      held = first.rows;
+      held = [first.rows];
       batches.shift();
+      let rows = first.rows.length;
+      if (alone > 0) alone--;
+      else {
+        // Whatever else already waits joins this transaction: when it starts is still decided above.
+        for (let next = batches[0]; next && rows + next.rows.length <= groupRows; next = batches[0]) {
+          held.push(next.rows);
+          rows += next.rows.length;
+          batches.shift();
+        }
+      }
     } else if (t < retryAt && flushers.length === 0) {
       return schedule(retryAt - t);
     }
-    const batch = held;
+    const group = held;
+    const batch = group.length === 1 ? (group[0] as Row[]) : group.flat();
     writing = true;
     request<number>({ op: 'write', rows: batch }).then(
       () => {
@@ -206,6 +227,7 @@ export async function openStore(options: StoreOptions): Promise<VerdictStore> {
         queuedRows -= batch.length;
         done += batch.length;
         stats.written += batch.length;
+        stats.transactions++;
         if (!stats.writable) log(`verdict log ${file} is writable again; the held verdicts are being written`);
         stats.writable = true;
         retryDelay = 0;
@@ -216,7 +238,13 @@ export async function openStore(options: StoreOptions): Promise<VerdictStore> {
         writing = false;
         stats.failedBatches++;
         stats.lastError = e.message;
-        if (e.details.badBatch) {
+        if (e.details.badBatch && group.length > 1) {
+          // Nothing of the group was written (one transaction): put its batches back, to go one by one.
+          held = null;
+          batches.unshift(...group.map((rows) => ({ rows, since: -Infinity })));
+          alone = group.length;
+          logFailure(`ESTORE: a group of ${batch.length} verdicts was refused; writing its batches one by one: ${e.message}`, now());
+        } else if (e.details.badBatch) {
           held = null;
           queuedRows -= batch.length;
           done += batch.length;

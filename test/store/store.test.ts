@@ -47,7 +47,9 @@ describe('openStore', () => {
     for (let i = 0; i < 10_000; i++) s.record(verdict({ messageId: `<${i}@example.org>`, action: i % 10 === 0 ? 'reject' : 'accept' }));
     expect(s.stats().queued).toBeGreaterThan(0);
     await s.close();
-    expect(s.stats()).toEqual({ queued: 0, written: 10_000, dropped: 0, failedBatches: 0, lastError: null, writable: true });
+    expect(s.stats()).toMatchObject({ queued: 0, written: 10_000, dropped: 0, failedBatches: 0, lastError: null, writable: true });
+    expect(s.stats().transactions).toBeGreaterThanOrEqual(2);
+    expect(s.stats().transactions).toBeLessThanOrEqual(20);
     expect(rows(file)).toBe(10_000);
     expect(scalar(file, `SELECT count(DISTINCT message_id) FROM verdicts`)).toBe(10_000);
     expect(scalar(file, `SELECT count(*) FROM verdicts WHERE action = 'reject'`)).toBe(1_000);
@@ -146,6 +148,43 @@ describe('when the file cannot be written', () => {
     expect(s.stats()).toMatchObject({ writable: true, written: 1, queued: 0 });
     expect(rows(file)).toBe(1);
     expect(logs.some((l) => /writable again/.test(l))).toBe(true);
+  });
+
+  it('group commit: batches that queue up behind a write go together, up to groupRows per transaction', async () => {
+    const file = path.join(tempDir(), 'atlas.db');
+    const s = await store({ file, busyTimeoutMs: 50, batchSize: 10, groupRows: 40 });
+    const other = new Database(file);
+    other.exec('BEGIN IMMEDIATE');
+    for (let i = 0; i < 10; i++) s.record(verdict({ messageId: `<${i}@example.org>` }));
+    await expect(s.flush()).rejects.toMatchObject({ details: { reason: 'locked' } });
+    // Nine more batches wait behind the held one while the lock is held.
+    for (let i = 10; i < 100; i++) s.record(verdict({ messageId: `<${i}@example.org>` }));
+    other.exec('COMMIT');
+    other.close();
+    await flushUntilWritten(s, 'the lock to be released');
+    // The held batch is retried alone (it was sent before the others queued); the other 90 rows go
+    // in groups of at most 40: 1 + 3 transactions, not 10.
+    expect(s.stats()).toMatchObject({ written: 100, transactions: 4, dropped: 0 });
+    expect(rows(file)).toBe(100);
+    // In the order recorded: <i@example.org> is row i + 1.
+    expect(scalar(file, "SELECT count(*) FROM verdicts WHERE id = CAST(substr(message_id, 2, length(message_id) - 14) AS INTEGER) + 1")).toBe(100);
+  });
+
+  it('a group SQLite refuses is split into its batches, so only the batch with the bad verdict is given up', async () => {
+    const file = path.join(tempDir(), 'atlas.db');
+    const s = await store({ file, busyTimeoutMs: 50, batchSize: 10, groupRows: 100 });
+    const other = new Database(file);
+    other.exec('BEGIN IMMEDIATE');
+    for (let i = 0; i < 10; i++) s.record(verdict());
+    await expect(s.flush()).rejects.toMatchObject({ details: { reason: 'locked' } });
+    // score NaN binds as NULL, which the NOT NULL column refuses: a fault in the data, not the disk.
+    for (let i = 10; i < 40; i++) s.record(verdict({ score: i === 25 ? Number.NaN : 1 }));
+    other.exec('COMMIT');
+    other.close();
+    await s.close();
+    expect(s.stats()).toMatchObject({ written: 30, dropped: 10, queued: 0 });
+    expect(rows(file)).toBe(30);
+    expect(s.stats().lastError).toMatch(/NOT NULL constraint failed: verdicts.score/);
   });
 
   it('bounds the queue: past queueLength verdicts are dropped, counted and logged at a limited rate', async () => {
