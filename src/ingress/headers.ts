@@ -58,7 +58,7 @@ interface HeaderLine {
   /** Offsets of the whole field (first line through its folded continuations, line ending included). */
   start: number;
   end: number;
-  /** Lowercased field name. */
+  /** Lowercased field name; '' for a name tagMessage never edits. */
   name: string;
   /** Offset just after the colon. */
   valueStart: number;
@@ -67,8 +67,8 @@ interface HeaderLine {
 /** Where the header block ends: the offset of the empty line that separates it from the body, or -1. */
 function headerBlockEnd(raw: Uint8Array): number {
   if (raw[0] === 10 || (raw[0] === 13 && raw[1] === 10)) return 0;
-  for (let i = 0; i < raw.length; i++) {
-    if (raw[i] !== 10) continue;
+  // Line to line with the native search: a byte loop here was a visible share of the SMTP door's CPU.
+  for (let i = raw.indexOf(10); i >= 0; i = raw.indexOf(10, i + 1)) {
     if (raw[i + 1] === 10) return i + 1;
     if (raw[i + 1] === 13 && raw[i + 2] === 10) return i + 1;
   }
@@ -87,6 +87,13 @@ function scanHeaderLines(raw: Uint8Array, end: number): HeaderLine[] {
       let next = raw.indexOf(10, pos);
       if (next < 0 || next >= end) next = end - 1;
       pos = next + 1;
+    }
+    // Only X-Spam-*, Authentication-Results and Subject are ever edited: other names are not decoded
+    // (a string per header line per message was most of this function's cost).
+    const first = raw[start] | 0x20;
+    if (first !== 0x78 && first !== 0x61 && first !== 0x73 && first !== 0x20 && first !== 0x29) {
+      out.push({ start, end: pos, name: '', valueStart: -1 });
+      continue;
     }
     let colon = -1;
     for (let i = start; i < nl; i++) {

@@ -65,6 +65,15 @@ describe('tagMessage', () => {
     expect(out).toMatch(/^From: a@b\nSubject: \[SPAM\]\nX-Spam-Flag: YES\n/);
   });
 
+  it('matches the names it edits in any case, and a first header line that starts with whitespace', () => {
+    const raw = Buffer.from(' X-Spam-Score: 99\r\nX-SPAM-FLAG: YES\r\nsUbJeCt: hi\r\nXY: keep\r\nAuthentication-Results: x; a=b\r\n\r\nbody\r\n');
+    const out = tagMessage(raw, verdict({ spam: true, score: 9 }), { rewriteSubject: '[SPAM] ' }).toString();
+    expect(out).toBe(
+      'sUbJeCt: [SPAM] hi\r\nXY: keep\r\nAuthentication-Results: x; a=b\r\n' +
+        'X-Spam-Flag: YES\r\nX-Spam-Score: 9.0\r\nX-Spam-Level: *********\r\nX-Spam-Status: Yes, score=9.0 required=5.0 tests=A_RULE,B_RULE\r\n\r\nbody\r\n',
+    );
+  });
+
   it('follows a bare-LF message and prepends to one without a header/body separator', () => {
     expect(tagMessage(Buffer.from('From: a@b\n\nx\n'), verdict()).toString()).toContain('\nX-Spam-Flag: NO\nX-Spam-Score');
     const noSep = Buffer.from('just some text without headers');
