@@ -2,12 +2,12 @@
 // Runtime-neutral (Fetch API only) so the edge entry reads bodies exactly as the Node door does.
 import { FilterError } from '../core/errors.ts';
 
-function tooLarge(size: number | null, max: number): FilterError {
+export function tooLarge(size: number | null, max: number): FilterError {
   const what = size === null ? 'the message is' : `the message is ${size} bytes,`;
   return new FilterError('ETOOLARGE', `${what} over the limit of ${max} bytes`, { limit: max });
 }
 
-function lengthRequired(): FilterError {
+export function lengthRequired(): FilterError {
   return new FilterError('EPROTOCOL', 'the request has no body: send the message with a Content-Length (or chunked)', {
     status: 411,
   });
@@ -21,12 +21,8 @@ function lengthRequired(): FilterError {
  * - No length and no body at all: 411.
  */
 export async function readMessage(req: Request, max: number): Promise<Uint8Array> {
-  const declared = req.headers.get('content-length');
-  if (declared !== null) {
-    if (!/^\s*\d+\s*$/.test(declared)) throw new FilterError('EPROTOCOL', `Content-Length "${declared}" is not a number`);
-    const n = Number(declared);
-    if (n > max) throw tooLarge(n, max);
-    if (n === 0) throw new FilterError('EMALFORMED', 'the message is empty');
+  const n = declaredLength(req.headers.get('content-length'), max);
+  if (n !== null) {
     const raw = new Uint8Array(await req.arrayBuffer());
     if (raw.length > max) throw tooLarge(raw.length, max);
     return raw;
@@ -35,6 +31,19 @@ export async function readMessage(req: Request, max: number): Promise<Uint8Array
   const raw = await readBounded(req.body, max);
   if (raw.length === 0) throw lengthRequired();
   return raw;
+}
+
+/**
+ * The declared Content-Length, checked before any of the body is read (also by the Node fast path in
+ * http-node.ts): over `max` is 413, zero is an empty message; null when the request declares none.
+ */
+export function declaredLength(declared: string | null, max: number): number | null {
+  if (declared === null) return null;
+  if (!/^\s*\d+\s*$/.test(declared)) throw new FilterError('EPROTOCOL', `Content-Length "${declared}" is not a number`);
+  const n = Number(declared);
+  if (n > max) throw tooLarge(n, max);
+  if (n === 0) throw new FilterError('EMALFORMED', 'the message is empty');
+  return n;
 }
 
 async function readBounded(body: ReadableStream<Uint8Array>, max: number): Promise<Uint8Array> {

@@ -7,7 +7,7 @@ import { type ErrorCode, FilterError, toFilterError } from '../core/errors.ts';
 import type { ScanInput } from '../core/scan.ts';
 import { publicVerdict, type Verdict } from '../core/verdict.ts';
 import { readMessage } from './body.ts';
-import { envelopeFromHeaders, toRspamd } from './rspamd.ts';
+import { envelopeFromHeaders, type HeaderSource, toRspamd } from './rspamd.ts';
 import { sameToken } from './token.ts';
 
 export type LearnLabel = 'spam' | 'ham';
@@ -59,7 +59,14 @@ export function httpStatusOf(err: FilterError): number {
   return typeof s === 'number' ? s : STATUS[err.code];
 }
 
-export function errorResponse(e: unknown): Response {
+/** An answer as plain data, so the Hono routes and the Node fast path (http-node.ts) send the same bytes. */
+export interface Answer {
+  status: number;
+  body: string;
+  headers: Record<string, string>;
+}
+
+export function errorAnswer(e: unknown): Answer {
   const err = toFilterError(e);
   const status = httpStatusOf(err);
   const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8' };
@@ -68,7 +75,12 @@ export function errorResponse(e: unknown): Response {
   if (status === 401) headers['www-authenticate'] = 'Bearer realm="atlas-email"';
   // The rest of an oversized body is not worth reading: close instead of draining it for keep-alive.
   if (status === 413) headers.connection = 'close';
-  return new Response(JSON.stringify({ error: { code: err.code, message: err.message } }), { status, headers });
+  return { status, body: JSON.stringify({ error: { code: err.code, message: err.message } }), headers };
+}
+
+export function errorResponse(e: unknown): Response {
+  const a = errorAnswer(e);
+  return new Response(a.body, { status: a.status, headers: a.headers });
 }
 
 /**
@@ -77,7 +89,7 @@ export function errorResponse(e: unknown): Response {
  */
 const MESSAGE_TYPE = /^\s*(message\/|text\/|application\/(octet-stream|x-www-form-urlencoded)\b)/i;
 
-function checkContentType(h: Headers): void {
+function checkContentType(h: HeaderSource): void {
   const t = h.get('content-type');
   if (t && !MESSAGE_TYPE.test(t)) {
     throw new FilterError('EPROTOCOL', `Content-Type "${t}" is not a raw message: send the RFC 822 bytes as message/rfc822`, {
@@ -116,30 +128,71 @@ function stackOf(e: unknown): string {
   return e instanceof Error ? (e.stack ?? e.message) : String(e);
 }
 
+/** The paths whose POST carries a message to judge. */
+export type MessagePath = '/v1/check' | '/checkv2';
+
+/**
+ * The message routes as runtime-neutral steps. The Hono app runs them for every runtime; the Node server
+ * also runs them straight from node:http (http-node.ts), skipping the Fetch Request/Response objects on
+ * the busiest paths. Either way a request goes through the same checks, scan and answer.
+ */
+export interface MessageRoutes {
+  maxMessageBytes: number;
+  /** Refuses (415) a body that is not a raw message; called before any of it is read. */
+  checkHeaders(h: HeaderSource): void;
+  /** Scans the message and builds the path's answer. */
+  answer(path: MessagePath, raw: Uint8Array, h: HeaderSource): Promise<Answer>;
+  /** The answer for anything thrown on the way, reported like the app's onError does. */
+  fail(e: unknown): Answer;
+}
+
+const JSON_TYPE = { 'content-type': 'application/json' };
+
+function messageRoutes(deps: HttpAppDeps): MessageRoutes {
+  const { config } = deps;
+  const rspamd = { reject: config.thresholds.reject, rewriteSubject: config.smtp.rewriteSubject };
+  return {
+    maxMessageBytes: config.maxMessageBytes,
+    checkHeaders: checkContentType,
+    async answer(path, raw, h) {
+      const verdict = await deps.scan({ raw, envelope: envelopeFromHeaders(h) });
+      // Rspamd clients expect 200 with "soft reject" for try-later, which they turn into an SMTP 4xx.
+      if (path === '/checkv2') return { status: 200, body: JSON.stringify(toRspamd(verdict, rspamd)), headers: JSON_TYPE };
+      const failure = failureOf(verdict);
+      if (failure) return errorAnswer(failure);
+      return { status: 200, body: JSON.stringify(publicVerdict(verdict)), headers: JSON_TYPE };
+    },
+    fail(e) {
+      const err = toFilterError(e);
+      if (err.code === 'EINTERNAL') deps.log?.(`http: ${stackOf(e)}`);
+      return errorAnswer(err);
+    },
+  };
+}
+
+const routesOfApp = new WeakMap<Hono, MessageRoutes>();
+
+/** The message routes of an app made by createHttpApp, for servers that can run them directly. */
+export function messageRoutesOf(app: object): MessageRoutes | undefined {
+  return routesOfApp.get(app as Hono);
+}
+
 export function createHttpApp(deps: HttpAppDeps): Hono {
   const { config } = deps;
   const app = new Hono();
+  const routes = messageRoutes(deps);
+  routesOfApp.set(app, routes);
 
-  const scanRequest = async (req: Request): Promise<Verdict> => {
-    checkContentType(req.headers);
-    const raw = await readMessage(req, config.maxMessageBytes);
-    return deps.scan({ raw, envelope: envelopeFromHeaders(req.headers) });
-  };
-
-  app.post('/v1/check', async (c) => {
-    const verdict = await scanRequest(c.req.raw);
-    const failure = failureOf(verdict);
-    if (failure) return errorResponse(failure);
-    return c.json(publicVerdict(verdict));
-  });
-  app.all('/v1/check', notAllowed('POST'));
-
-  // Rspamd clients expect 200 with "soft reject" for try-later, which they turn into an SMTP 4xx.
-  app.post('/checkv2', async (c) => {
-    const verdict = await scanRequest(c.req.raw);
-    return c.json(toRspamd(verdict, { reject: config.thresholds.reject, rewriteSubject: config.smtp.rewriteSubject }));
-  });
-  app.all('/checkv2', notAllowed('POST'));
+  for (const path of ['/v1/check', '/checkv2'] as const) {
+    app.post(path, async (c) => {
+      const req = c.req.raw;
+      routes.checkHeaders(req.headers);
+      const raw = await readMessage(req, routes.maxMessageBytes);
+      const a = await routes.answer(path, raw, req.headers);
+      return new Response(a.body, { status: a.status, headers: a.headers });
+    });
+    app.all(path, notAllowed('POST'));
+  }
   // Rspamd's liveness probe, used by its proxy and by load balancers configured for Rspamd.
   app.get('/ping', (c) => c.text('pong\r\n'));
 

@@ -17,10 +17,18 @@ const RSPAMD_ACTION: Record<Action, string> = {
 };
 
 /**
+ * Request headers as Fetch's `Headers.get` reads them (repeated fields joined with ", "): a `Headers`, or
+ * the Node fast path's view of the same raw fields (http-node.ts).
+ */
+export interface HeaderSource {
+  get(name: string): string | null;
+}
+
+/**
  * The envelope from Rspamd-style request headers: `IP`, `Helo`, `From`, `Rcpt` (repeatable), `Queue-Id`.
  * Repeated headers arrive joined with ", " (Fetch semantics); envelope addresses carry no commas.
  */
-export function envelopeFromHeaders(h: Headers): Envelope | undefined {
+export function envelopeFromHeaders(h: HeaderSource): Envelope | undefined {
   const ip = h.get('ip')?.trim();
   const helo = h.get('helo')?.trim();
   const from = h.get('from')?.trim();
