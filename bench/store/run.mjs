@@ -13,7 +13,7 @@
 // Wall-clock rows/s suffer from neighbours on a shared machine; rows per CPU-second of this process
 // are printed beside them (for the I/O-bound row-at-a-time mode they flatter it: waits are not CPU).
 // Usage: npm run bench:store [-- --rounds N --rows N --e2e N]   (--rounds 0: end to end only)
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -105,7 +105,24 @@ for (let r = 0; r < rounds; r++) {
   grouped.push(insertRound(roundRows, GROUP));
 }
 
+/** CPU seconds of each thread of this process, by thread id (Linux /proc; empty elsewhere). */
+function threadCpu() {
+  const out = new Map();
+  try {
+    const tick = 100; // USER_HZ on Linux
+    for (const tid of readdirSync('/proc/self/task')) {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'latin1');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(tid, (Number(f[11]) + Number(f[12])) / tick);
+    }
+  } catch {
+    // Not Linux: the per-thread split is left out.
+  }
+  return out;
+}
+
 // End to end through the store, verdicts arriving in bursts of 1,000 per event-loop turn.
+const threadsBefore = threadCpu();
 const store = await openStore({ file: path.join(work, 'e2e.db'), batchSize: BATCH, flushMs: 250, queueLength: e2eRows, log: () => {} });
 const verdicts = Array.from({ length: 10_000 }, (_, i) => verdictAt(i));
 const delay = monitorEventLoopDelay({ resolution: 1 });
@@ -113,6 +130,7 @@ delay.enable();
 let recordMs = 0;
 const t0 = performance.now();
 const e2eCpu0 = process.cpuUsage();
+const threads0 = threadCpu();
 for (let i = 0; i < e2eRows; i += 1_000) {
   const r0 = performance.now();
   for (let j = i; j < i + 1_000; j++) store.record(verdicts[j % verdicts.length]);
@@ -122,6 +140,11 @@ for (let i = 0; i < e2eRows; i += 1_000) {
 await store.flush();
 const e2eS = (performance.now() - t0) / 1000;
 const e2eCpu = process.cpuUsage(e2eCpu0);
+const threads1 = threadCpu();
+// The main thread's id is the process id; the writer is the thread openStore started.
+const cpuOf = (pick) => [...threads1].filter(([tid]) => pick(tid)).reduce((sum, [tid, s]) => sum + s - (threads0.get(tid) ?? 0), 0);
+const mainCpuS = cpuOf((tid) => tid === String(process.pid));
+const writerCpuS = cpuOf((tid) => !threadsBefore.has(tid));
 delay.disable();
 await store.close();
 const stats = store.stats();
@@ -164,9 +187,15 @@ console.log(
 );
 const txs = stats.transactions;
 console.log(
-  `  ${fmt(e2eRows / ((e2eCpu.user + e2eCpu.system) / 1e6))} rows per CPU-second (whole process, both threads); ` +
+  `  ${fmt(e2eRows / ((e2eCpu.user + e2eCpu.system) / 1e6))} rows per CPU-second (whole process, all threads); ` +
     (txs === undefined ? 'transactions not counted by this build' : `${fmt(txs)} transactions (group commit), ${fmt(e2eRows / txs)} rows each on average`),
 );
+if (threads1.size) {
+  console.log(
+    `  CPU per verdict: main thread ${((mainCpuS * 1e6) / e2eRows).toFixed(1)} µs, writer thread ${((writerCpuS * 1e6) / e2eRows).toFixed(1)} µs ` +
+      `(${fmt(e2eRows / writerCpuS)} rows per writer-thread CPU-second), other threads (GC, libuv) the rest`,
+  );
+}
 console.log(
   `  main thread: record() ${((recordMs * 1000) / e2eRows).toFixed(2)} µs per verdict; event loop delay p99 ${(delay.percentile(99) / 1e6).toFixed(1)} ms, max ${(delay.max / 1e6).toFixed(1)} ms`,
 );
