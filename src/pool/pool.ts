@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import Tinypool from 'tinypool';
 import { loadModel } from '../core/classify.ts';
 import { type ErrorCode, ErrorCodes, FilterError } from '../core/errors.ts';
+import { limits } from '../core/limits.ts';
 import type { Classifier, ClassifyRequest, ClassifyResult } from '../core/scan.ts';
 import { type Board, cancelTask, createBoard, MAX_TASK_ID, resetTask, runningThread } from './board.ts';
 import { type ModelPayload, modelPayload } from './shared-model.ts';
@@ -153,6 +154,7 @@ export class ClassifierPool implements Classifier {
       // The bound is ours (pending count), so tinypool's own queue never refuses first.
       maxQueue: Infinity,
       workerData,
+      resourceLimits: { maxYoungGenerationSizeMb: limits.workerYoungGenerationMb },
     });
     // Worker failures no task hears of (a worker dying idle, a reply from a worker already removed).
     // Without a listener they would throw on the emitter and end the process.
