@@ -5,9 +5,10 @@
 // The machine is shared and noisy: the three throughput runs alternate for several rounds and the
 // best and median round of each are printed, with the CPU time the whole process (all threads)
 // spent per message, which other load on the machine does not inflate the way it does wall time.
+// Last, a ceiling: the same classification in 1 and 2 independent threads with no pool, started together.
 // Usage: npm run bench:pool [-- --model FILE] [--rounds N] [--rss-count N] [--window N]
 import { existsSync, readFileSync } from 'node:fs';
-import { BroadcastChannel } from 'node:worker_threads';
+import { BroadcastChannel, Worker } from 'node:worker_threads';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -207,3 +208,40 @@ console.log(
     `second half growth ${(rssOf(-1) - rssOf(half)).toFixed(1)} MB (${(((rssOf(-1) - rssOf(half)) / rssOf(half)) * 100).toFixed(1)}%)`,
 );
 console.log(`pool stats: ${JSON.stringify(rss.stats)}`);
+
+// Last, so the corpus copies these threads take do not show in the RSS figures above.
+// The ceiling any pool can reach on this machine: n threads that each classify their own copy of
+// the corpus, started together, with no messages between threads. Two threads get less than twice
+// one thread's rate when the cores share caches, memory bandwidth or a physical core; the pool's
+// efficiency is then best read against this, not against 100%.
+async function independentThreads(n) {
+  const start = new Int32Array(new SharedArrayBuffer(4));
+  const file = new URL('./ceiling-worker.mjs', import.meta.url);
+  const threads = Array.from({ length: n }, () => new Worker(file, { workerData: { messages, modelBytes, passes: 1, start } }));
+  const results = threads.map((w) => new Promise((resolve, reject) => {
+    w.on('message', (m) => { if (m !== 'ready') resolve(m); });
+    w.on('error', reject);
+  }));
+  await Promise.all(threads.map((w) => new Promise((resolve) => w.once('message', resolve))));
+  Atomics.store(start, 0, 1);
+  Atomics.notify(start, 0);
+  const done = await Promise.all(results);
+  await Promise.all(threads.map((w) => w.terminate()));
+  // Every thread classified the whole corpus; the rate is the total over the slowest thread's time.
+  return (n * messages.length) / Math.max(...done.map((d) => d.seconds));
+}
+const ceiling = { one: [], two: [] };
+for (let r = 0; r < rounds; r++) {
+  ceiling.one.push(await independentThreads(1));
+  ceiling.two.push(await independentThreads(2));
+}
+{
+  const c1 = median(ceiling.one);
+  const c2 = median(ceiling.two);
+  const p1 = median(rates(runs.pool1));
+  const p2 = median(rates(runs.pool2));
+  console.log(
+    `ceiling (median of ${rounds}): 1 independent thread ${fmt(c1)} msgs/s, 2 threads ${fmt(c2)} msgs/s → ${((c2 / (2 * c1)) * 100).toFixed(1)}% — ` +
+      `what the two cores allow with no pool at all; the pool's ${((p2 / (2 * p1)) * 100).toFixed(1)}% is ${(((p2 / (2 * p1)) / (c2 / (2 * c1))) * 100).toFixed(1)}% of it\n`,
+  );
+}
