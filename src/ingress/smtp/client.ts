@@ -27,7 +27,7 @@ export class SmtpClientError extends Error {
   }
 }
 
-export interface Envelope {
+export interface SmtpEnvelope {
   from: string;
   to: string[];
 }
@@ -43,6 +43,8 @@ export interface TransactionResult {
 // Addresses go into command lines: anything that could end or extend a command is refused outright.
 const UNSAFE_ADDRESS = /[\x00-\x1f\x7f<>]/;
 const NON_ASCII = /[^\x00-\x7f]/;
+// Far above RFC 5321's 512-octet reply line: a peer that sends this much without a line end is not SMTP.
+const MAX_REPLY_BYTES = 64 * 1024;
 
 export class SmtpClientConnection {
   /** EHLO keywords the server offered, upper-case (e.g. PIPELINING, XFORWARD, SIZE). */
@@ -94,7 +96,7 @@ export class SmtpClientConnection {
   }
 
   /** XFORWARD (Postfix's extension: the original client's attributes), pipelined with the envelope. */
-  async send(envelope: Envelope, raw: Buffer, xforward?: string): Promise<TransactionResult> {
+  async send(envelope: SmtpEnvelope, raw: Buffer, xforward?: string): Promise<TransactionResult> {
     if (this.broken) throw this.failure ?? new SmtpClientError('connection closed');
     if (this.replies.length > 0) {
       // A reply nobody asked for (a 421 before the server hangs up): it must not be read as ours.
@@ -204,7 +206,7 @@ export class SmtpClientConnection {
       this.partial = [];
       this.replies.push({ code, text: `${code} ${lines.join(' ')}`.trimEnd(), lines });
     }
-    if (this.buffer.length > 64 * 1024) this.fail(new SmtpClientError('reply line too long', { code: 'EPROTOCOL' }));
+    if (this.buffer.length > MAX_REPLY_BYTES) this.fail(new SmtpClientError('reply line too long', { code: 'EPROTOCOL' }));
     const w = this.waiting;
     if (w && this.replies.length >= w.count) {
       this.waiting = null;
