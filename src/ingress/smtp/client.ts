@@ -95,7 +95,10 @@ export class SmtpClientConnection {
     this.closeListeners.push(listener);
   }
 
-  /** XFORWARD (Postfix's extension: the original client's attributes), pipelined with the envelope. */
+  /**
+   * One transaction: `xforward` (a whole XFORWARD command line, Postfix's extension) when given, the
+   * envelope, then the data. Resolves on the server's 250 to the data, listing any refused recipients.
+   */
   async send(envelope: SmtpEnvelope, raw: Buffer, xforward?: string): Promise<TransactionResult> {
     if (this.broken) throw this.failure ?? new SmtpClientError('connection closed');
     if (this.replies.length > 0) {
