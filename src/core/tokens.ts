@@ -18,9 +18,11 @@ export interface TokenOptions {
   received: boolean;
   /** Add the shapes of header values that mass mailers give away (MIME boundary, Message-ID, Date zone). */
   shapes: boolean;
+  /** Add whether the From domain is the one the Message-ID, Return-Path, links and relays name (needs `headers`). */
+  alignment: boolean;
 }
 
-export const defaultTokenOptions: TokenOptions = { bigrams: false, headers: true, received: true, shapes: true };
+export const defaultTokenOptions: TokenOptions = { bigrams: false, headers: true, received: true, shapes: true, alignment: true };
 
 /** FNV-1a over a prefix and a string, the prefix keeping the same word in different places apart. */
 function hash(prefix: number, s: string): number {
@@ -41,7 +43,7 @@ function finish(h: number): number {
 const P = {
   body: 1, bodyPair: 2, subject: 3, subjectPair: 4, urlHost: 5, urlBase: 6, fromDomain: 7, fromName: 8,
   replyDomain: 9, mailer: 10, headerName: 11, contentType: 12, attachType: 13, attachExt: 14,
-  defect: 16, received: 17, messageIdDomain: 18, longWord: 19, toCount: 20, shape: 21,
+  defect: 16, received: 17, messageIdDomain: 18, longWord: 19, toCount: 20, shape: 21, align: 22,
 } as const;
 
 /**
@@ -167,18 +169,51 @@ export function features(c: Content, opts: TokenOptions = defaultTokenOptions): 
   words(c.text, sink, P.body, pair ? P.bodyPair : 0);
   const hosts = new Set<string>();
   for (const l of c.links) if (l.host) hosts.add(l.host);
+  const bases = new Set<string>();
   for (const host of hosts) {
     sink.add(P.urlHost, host);
-    sink.add(P.urlBase, baseDomain(host));
+    const base = baseDomain(host);
+    bases.add(base);
+    sink.add(P.urlBase, base);
   }
   if (c.hasHtml && !c.hasPlain) sink.add(P.shape, 'html-only');
   if (c.hiddenChars > 0) sink.add(P.shape, 'hidden');
   if (c.mismatched.length > 0) sink.add(P.shape, 'link-mismatch');
   sink.add(P.shape, `links${Math.min(c.links.length, 20) >> 2}`);
   sink.add(P.shape, `images${Math.min(c.images, 10)}`);
+  if (opts.headers && opts.alignment) alignmentFeatures(c, bases, sink);
   const content = sink.list.length;
   if (opts.headers) headerFeatures(c, sink, opts);
   return { hashes: Uint32Array.from(sink.list), content };
+}
+
+/**
+ * Whether the sender's domain (From) is the one the rest of the message names: the Message-ID, the
+ * Return-Path, the links, the relays, the List-Unsubscribe. A real newsletter is sent, linked and
+ * unsubscribed from its own domain; forged or rented bulk mail mostly is not. Counted with the
+ * content (one vote with the words, not lost among the header tokens): in cross-validation over seven
+ * fold splits this cut the spam missed at a 0.1% ham false-positive rate by 16% (bench/README.md).
+ */
+function alignmentFeatures(c: Content, bases: ReadonlySet<string>, sink: Sink): void {
+  const hs = c.parsed.headers;
+  const fd = addrDomain(headerText(header(hs, 'from') ?? ''));
+  if (!fd) {
+    sink.add(P.align, 'no-from');
+    return;
+  }
+  const from = baseDomain(fd);
+  const same = (v: string | undefined): string => {
+    if (v === undefined) return '-';
+    const d = addrDomain(v);
+    return !d ? '-' : baseDomain(d) === from ? 'y' : 'n';
+  };
+  sink.add(P.align, 'mid:' + same(header(hs, 'message-id')));
+  sink.add(P.align, 'return-path:' + same(header(hs, 'return-path')));
+  sink.add(P.align, 'links:' + (bases.size === 0 ? '-' : !bases.has(from) ? 'none' : bases.size === 1 ? 'all' : 'some'));
+  const relayed = hs.some((h) => h.name === 'received' && h.value.toLowerCase().includes(from));
+  sink.add(P.align, 'received:' + (relayed ? 'y' : 'n'));
+  const unsub = header(hs, 'list-unsubscribe');
+  sink.add(P.align, 'unsubscribe:' + (unsub === undefined ? '-' : unsub.toLowerCase().includes(from) ? 'y' : 'n'));
 }
 
 function headerFeatures(c: Content, sink: Sink, opts: TokenOptions): void {

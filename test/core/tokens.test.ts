@@ -23,9 +23,50 @@ describe('features', () => {
     const c = analyse(parseMessage(fixture('classify-mime.eml')));
     const all = features(c);
     const contentOnly = features(c, { ...defaultTokenOptions, headers: false });
-    expect(all.content).toBe(contentOnly.hashes.length);
-    expect([...all.hashes.subarray(0, all.content)]).toEqual([...contentOnly.hashes]);
+    expect([...all.hashes.subarray(0, contentOnly.hashes.length)]).toEqual([...contentOnly.hashes]);
+    // The five alignment tokens come from headers but are counted with the content.
+    expect(all.content).toBe(contentOnly.hashes.length + 5);
+    expect(features(c, { ...defaultTokenOptions, alignment: false }).content).toBe(contentOnly.hashes.length);
     expect(all.hashes.length).toBeGreaterThan(all.content);
+  });
+
+  describe('alignment of the From domain', () => {
+    /** The alignment tokens alone: the content group with them minus the content group without. */
+    const alignment = (raw: string) => {
+      const c = analyse(parseMessage(bytes(raw)));
+      const on = features(c);
+      const without = features(c, { ...defaultTokenOptions, alignment: false });
+      const off = new Set(without.hashes.subarray(0, without.content));
+      return [...on.hashes.subarray(0, on.content)].filter((h) => !off.has(h)).sort();
+    };
+    const newsletter = (d: string) =>
+      `Received: from mta.${d} (mta.${d} [192.0.2.1]) by mx.example.net\r\nReturn-Path: <bounce@mail.${d}>\r\n` +
+      `From: News <news@${d}>\r\nMessage-ID: <1@mail.${d}>\r\nList-Unsubscribe: <https://${d}/u>\r\nSubject: s\r\n\r\nsee https://www.${d}/offer`;
+
+    it('say the same for any domain that is used consistently, and something else when it is not', () => {
+      const a = alignment(newsletter('shop.example'));
+      expect(a).toHaveLength(5);
+      // Only whether the domains agree matters, never which domain it is (no domain text in these tokens).
+      expect(alignment(newsletter('other.example.co.uk'))).toEqual(a);
+      const forged = newsletter('shop.example').replace('From: News <news@shop.example>', 'From: Bank <alerts@bank.example>');
+      const f = alignment(forged);
+      expect(f).toHaveLength(5);
+      expect(f.filter((h) => a.includes(h))).toHaveLength(0);
+    });
+
+    it('compare registrable domains, ignoring case', () => {
+      const upper = newsletter('shop.example').replace('Received: from mta.shop.example', 'Received: from MTA.SHOP.EXAMPLE');
+      expect(alignment(upper)).toEqual(alignment(newsletter('shop.example')));
+    });
+
+    it('give one token when From has no domain, and none without header tokens', () => {
+      expect(alignment('Subject: s\r\n\r\nhello there')).toHaveLength(1);
+      expect(alignment('From: nobody\r\nSubject: s\r\n\r\nhello')).toEqual(alignment('Subject: s\r\n\r\nhello there'));
+      const c = analyse(parseMessage(bytes(newsletter('shop.example'))));
+      const bare = features(c, { ...defaultTokenOptions, headers: false });
+      expect(bare.content).toBe(bare.hashes.length);
+      expect(bare.hashes.length).toBe(features(c).content - 5);
+    });
   });
 
   it('ignore case and punctuation around words, but tell subject words from body words', () => {
