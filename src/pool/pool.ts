@@ -64,6 +64,9 @@ const TASKS_PER_WORKER = 2;
  */
 const MAX_BATCH = 8;
 
+/** Messages it takes to send a worker a second task while it still runs one (see dispatch). */
+const MIN_SECOND_BATCH = 4;
+
 /** One set of workers sharing one model; a reload starts a new one and drains the old. */
 interface Generation {
   pool: Tinypool;
@@ -194,6 +197,12 @@ export class ClassifierPool implements Classifier {
     const gen = this.current;
     const capacity = this.workers * TASKS_PER_WORKER;
     while (!this.closed && this.queue.length > 0 && gen.tasks.size < capacity) {
+      // A worker's second task saves it a round trip only if it carries a batch. A task costs a fixed
+      // ~50 µs or more in its worker on this kind of VM (tinypool reads process.memoryUsage(), i.e.
+      // /proc, after every task, plus two thread wake-ups): a lone message waits for a worker to free
+      // up instead, and goes with whatever else arrived meanwhile (bench/smtp: busy doors sent most
+      // messages one per task).
+      if (gen.tasks.size >= this.workers && this.queue.length < MIN_SECOND_BATCH) break;
       const size = Math.min(MAX_BATCH, Math.ceil(this.queue.length / (capacity - gen.tasks.size)));
       // A message that times out while queued is taken out of the queue, so all of these still wait.
       this.sendBatch(gen, this.queue.splice(0, size));
