@@ -154,17 +154,17 @@ export async function scan(input: ScanInput, env: ScanEnv): Promise<Verdict> {
   // the body matches only change the outcome once the worker answers (below). When one does, a body
   // rule might outrank it, so the body is matched here, as without a worker.
   let deferBody = body === undefined && !cached && rules.body !== undefined && env.classifier?.matchesBody === true;
-  if (!deferBody) body ??= rules.matchBody(look, input.raw);
-  let hits = rules.match(look, input.raw, body ?? NO_BODY);
-  if (deferBody && endingHit(hits)) {
+  let earlySymbols: SymbolHit[] = [];
+  /** Matches the rules now that the body matches are known; returns the rule that ends the scan, if any. */
+  const ruling = (matched: BodyMatches): RuleHit | undefined => {
+    body = matched;
     deferBody = false;
-    body = rules.matchBody(look, input.raw);
-    hits = rules.match(look, input.raw, body);
-  }
-  const t3 = env.now();
-  stages.early = t3 - t2;
-  const early = (matched: BodyMatches, ending: RuleHit, earlySymbols: SymbolHit[]): Verdict => {
-    if (useCache && !cached) env.caches.verdict.set(look.contentKey, { rules, body: matched });
+    const hits = rules.match(look, input.raw, matched);
+    earlySymbols = hits.map(hitToSymbol);
+    return endingHit(hits);
+  };
+  const endEarly = (ending: RuleHit): Verdict => {
+    if (useCache && !cached) env.caches.verdict.set(look.contentKey, { rules, body: body as BodyMatches });
     const score = roundScore(earlySymbols.reduce((a, s) => a + s.score, 0));
     return finish({
       action: ending.action as Verdict['action'],
@@ -175,9 +175,15 @@ export async function scan(input: ScanInput, env: ScanEnv): Promise<Verdict> {
       reason: `${ending.symbol}: ${ending.description}`,
     });
   };
-  let ending = endingHit(hits);
-  let earlySymbols = hits.map(hitToSymbol);
-  if (ending) return early(body as BodyMatches, ending, earlySymbols);
+  if (deferBody) {
+    const hits = rules.match(look, input.raw, NO_BODY);
+    earlySymbols = hits.map(hitToSymbol);
+    if (endingHit(hits)) deferBody = false;
+  }
+  const ending = deferBody ? undefined : ruling(body ?? rules.matchBody(look, input.raw));
+  const t3 = env.now();
+  stages.early = t3 - t2;
+  if (ending) return endEarly(ending);
 
   let symbols: SymbolHit[] = [];
   let country: string | undefined;
@@ -199,13 +205,12 @@ export async function scan(input: ScanInput, env: ScanEnv): Promise<Verdict> {
       const r = await env.classifier.classify(req);
       symbols = r.symbols;
       if (deferBody) {
-        body = r.body ?? NO_BODY;
-        deferBody = false;
-        hits = rules.match(look, input.raw, body);
-        earlySymbols = hits.map(hitToSymbol);
-        ending = endingHit(hits);
+        const late = ruling(r.body ?? NO_BODY);
         // A body rule ends the scan, as it would have before the classifier without a worker.
-        if (ending) return early(body, ending, earlySymbols);
+        if (late) {
+          stages.classify = env.now() - t3;
+          return endEarly(late);
+        }
       }
       if (useCache) env.caches.verdict.set(look.contentKey, { rules, body: body as BodyMatches, symbols });
     } else if (useCache && !cached) {
@@ -222,11 +227,11 @@ export async function scan(input: ScanInput, env: ScanEnv): Promise<Verdict> {
     // The classifier failed before its worker matched the body: match it here, so that a body rule
     // still ends the scan as it would have without a worker, rather than a tempfail.
     if (deferBody) {
-      body = rules.matchBody(look, input.raw);
-      hits = rules.match(look, input.raw, body);
-      earlySymbols = hits.map(hitToSymbol);
-      ending = endingHit(hits);
-      if (ending) return early(body, ending, earlySymbols);
+      const late = ruling(rules.matchBody(look, input.raw));
+      if (late) {
+        stages.classify = env.now() - t3;
+        return endEarly(late);
+      }
     }
     stages.classify = env.now() - t3;
     return finish({
