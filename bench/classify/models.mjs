@@ -127,6 +127,7 @@ for (const [name, opts] of [
   ['LR without header tokens', { ...defaultTokenOptions, headers: false }],
   ['LR without Received tokens', { ...defaultTokenOptions, received: false }],
   ['LR without header shapes', { ...defaultTokenOptions, shapes: false }],
+  ['LR without From-domain alignment', { ...defaultTokenOptions, alignment: false }],
 ]) {
   const xs = items.map((it) => features(it.content, opts));
   show(name, crossValidate(xs).lr, xs);
