@@ -5,7 +5,7 @@ import path from 'node:path';
 import { limits } from '../core/limits.ts';
 import { type Ledger, memoryLedger, openLedger, readCheckpoints } from '../ingress/backfill/checkpoint.ts';
 import { connect } from '../ingress/backfill/imap.ts';
-import { createHeapGuard, favourSmallHeaps } from '../ingress/backfill/memory.ts';
+import { createHeapGuard, fixYoungGeneration } from '../ingress/backfill/memory.ts';
 import { createProgress, formatSummary } from '../ingress/backfill/progress.ts';
 import { BACKFILL_ACTIONS, type BackfillAction, sweep } from '../ingress/backfill/sweep.ts';
 import { type ImapAccount, parseImapUrl } from '../ingress/backfill/url.ts';
@@ -34,7 +34,7 @@ Options:
   --action ACTION      what to do with spam: none (default: scan and log only), tag ($Junk keyword on
                        spam, $NotJunk on ham), flag (\\Flagged), move (to the --junk folder)
   --junk FOLDER        the folder spam is moved to (default: Junk)
-  --concurrency N      messages scanned at once (default: four per worker, at least 4)
+  --concurrency N      messages scanned at once (default: sixteen per worker, at least 16)
   --batch N            UIDs per batch and checkpoint (default: ${limits.backfillBatchSize}; the memory budget
                        may make a fetch smaller)
   --dry-run            scan and report what the next run would do (from the saved checkpoints);
@@ -91,8 +91,10 @@ export async function backfillCommand(argv: string[]): Promise<number> {
   const config = loadConfig(v.config as string | undefined);
   if (v.rules) config.rulesDir = v.rules as string;
   if (v.model) config.modelFile = v.model as string;
-  // Enough in flight to keep every worker busy while the next messages arrive.
-  const concurrency = intFlag(v, 'concurrency') ?? Math.max(4, config.pool.workers * 4);
+  // Enough in flight that the pool finds messages waiting and sends them to a worker in batches (one
+  // postMessage per batch instead of per message), and that the workers stay busy while this thread
+  // parses IMAP responses, writes the ledger or collects garbage between batches.
+  const concurrency = intFlag(v, 'concurrency') ?? Math.max(16, config.pool.workers * 16);
   const batchSize = intFlag(v, 'batch') ?? limits.backfillBatchSize;
   if (concurrency < 1) throw new UsageError('--concurrency must be at least 1');
   if (batchSize < 1) throw new UsageError('--batch must be at least 1');
@@ -109,7 +111,7 @@ export async function backfillCommand(argv: string[]): Promise<number> {
   // Old mail's SPF/DKIM would be judged against today's DNS (rotated keys, changed records): wrong
   // answers, slowly. The sweep uses the content stages only.
   config.auth.enabled = false;
-  favourSmallHeaps();
+  fixYoungGeneration();
   const runtime = await createRuntime(config, { classify: true, log: false });
   const pipeline = createPipeline(config, { classifier: runtime.classifier });
   const progress = createProgress({

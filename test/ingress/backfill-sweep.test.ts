@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { FilterError } from '../../src/core/errors.ts';
 import { backoffMs, imapError, isRetryable } from '../../src/ingress/backfill/imap.ts';
-import { chunksWithin, outcomeOf } from '../../src/ingress/backfill/sweep.ts';
+import { chunksWithin, Gate, outcomeOf } from '../../src/ingress/backfill/sweep.ts';
 import { parseImapUrl } from '../../src/ingress/backfill/url.ts';
 
 const account = parseImapUrl('imap://test@127.0.0.1:15143');
@@ -26,6 +26,38 @@ describe('chunksWithin', () => {
 
   it('returns nothing for nothing', () => {
     expect(chunksWithin([], sizes, 1000)).toEqual([]);
+  });
+});
+
+describe('Gate (scans and bytes in flight across overlapping batches)', () => {
+  const settled = async (p: Promise<void>) => {
+    let done = false;
+    void p.then(() => (done = true));
+    await new Promise((r) => setImmediate(r));
+    return done;
+  };
+
+  it('lets no more scans in than its bound until one ends', async () => {
+    const g = new Gate(2, 1000);
+    await g.takeScan();
+    await g.takeScan();
+    const third = g.takeScan();
+    expect(await settled(third)).toBe(false);
+    g.release(1, 0);
+    expect(await settled(third)).toBe(true);
+    expect(g.scans).toBe(2);
+  });
+
+  it('holds a chunk back while the chunks in flight leave no room for it, and lets a lone oversized chunk through', async () => {
+    const g = new Gate(10, 1000);
+    await g.takeBytes(700);
+    const next = g.takeBytes(400);
+    expect(await settled(next)).toBe(false);
+    g.release(0, 700);
+    expect(await settled(next)).toBe(true);
+    g.release(0, 400);
+    expect(await settled(g.takeBytes(5000))).toBe(true);
+    expect(g.bytes).toBe(5000);
   });
 });
 

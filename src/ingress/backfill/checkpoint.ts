@@ -105,13 +105,16 @@ export function openLedger(target: string | Database.Database, now: () => number
     `SELECT uid, message_id, verdict, score, spam, outcome FROM backfill_messages
      WHERE account = ? AND folder = ? AND uid_validity = ? AND state = 'pending' ORDER BY uid`,
   );
-  // A plain INSERT, not OR IGNORE: scanning a message twice is a bug that must fail loudly.
+  // A plain INSERT, not OR IGNORE: scanning a message twice is a bug that must fail loudly. The batch
+  // goes in as one JSON array of rows in one statement: a statement per row cost ~25 µs a message.
   const insert = db.prepare(
     `INSERT INTO backfill_messages (account, folder, uid_validity, uid, message_id, verdict, score, spam, outcome, state, scanned_at)
-     VALUES (@account, @folder, @uidValidity, @uid, @messageId, @verdict, @score, @spam, @outcome, 'pending', @at)`,
+     SELECT ?, ?, ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, 'pending', ? FROM json_each(?)`,
   );
+  // One statement per batch (the UIDs as a JSON array) rather than one per message.
   const markDone = db.prepare(
-    "UPDATE backfill_messages SET state = 'done' WHERE account = ? AND folder = ? AND uid_validity = ? AND uid = ? AND state = 'pending'",
+    `UPDATE backfill_messages SET state = 'done' WHERE account = ? AND folder = ? AND uid_validity = ? AND state = 'pending'
+     AND uid IN (SELECT value FROM json_each(?))`,
   );
 
   const guard = <T>(what: string, fn: () => T): T => {
@@ -129,12 +132,12 @@ export function openLedger(target: string | Database.Database, now: () => number
   const addPending = db.transaction((key: FolderKey, rows: LedgerRow[], also?: () => void) => {
     const at = now();
     also?.();
-    for (const r of rows) {
-      insert.run({ ...key, uid: r.uid, messageId: r.messageId, verdict: r.verdict, score: r.score, spam: r.spam ? 1 : 0, outcome: r.outcome, at });
-    }
+    if (rows.length === 0) return;
+    const json = JSON.stringify(rows.map((r) => [r.uid, r.messageId, r.verdict, r.score, r.spam ? 1 : 0, r.outcome]));
+    insert.run(key.account, key.folder, key.uidValidity, at, json);
   });
   const commit = db.transaction((key: FolderKey, uids: number[], lastUid: number) => {
-    for (const uid of uids) markDone.run(key.account, key.folder, key.uidValidity, uid);
+    if (uids.length > 0) markDone.run(key.account, key.folder, key.uidValidity, JSON.stringify(uids));
     setCp.run({ ...key, lastUid, at: now() });
   });
 

@@ -25,13 +25,15 @@ function fullGc(): () => void {
 }
 
 /**
- * Makes V8 favour a small heap over a fast-growing one, in this thread and in the worker threads
- * started after it (the classifier pool): their old generations too would otherwise grow with the
- * number of messages seen. Measured on a 20,000-message sweep: peak RSS 244 → 194 MB at the same CPU
- * per message. Call before the classifier pool starts.
+ * Gives the worker threads started after this call (the classifier pool) a young generation of a fixed
+ * 4 MB per semi-space: V8 otherwise starts it small and grows it as a long sweep goes on, so peak RSS
+ * would follow the folder's size. (--optimize-for-size, used before, kept RSS as flat but cost 0.4 ms
+ * of CPU per message, a quarter of the sweep, in smaller JIT output and more collections: 1.63 vs
+ * 1.02-1.20 ms per message over 20,000 messages, same build, same load.) Call before the pool starts.
  */
-export function favourSmallHeaps(): void {
-  v8.setFlagsFromString('--optimize-for-size');
+export function fixYoungGeneration(): void {
+  v8.setFlagsFromString('--min-semi-space-size=4');
+  v8.setFlagsFromString('--max-semi-space-size=4');
 }
 
 export function createHeapGuard(stepBytes: number, heapUsed: () => number = () => process.memoryUsage().heapUsed): HeapGuard {

@@ -104,7 +104,8 @@ export function createProgress(o: ProgressOptions): Progress {
 }
 
 export function formatRate(perSecond: number): string {
-  return `${Math.round(perSecond).toLocaleString('en-US')} msg/s`;
+  // Thousands grouped by hand: the first toLocaleString() loads ICU data, ~50 ms inside the sweep.
+  return `${String(Math.round(perSecond)).replace(/\B(?=(\d{3})+$)/g, ',')} msg/s`;
 }
 
 export function formatDuration(seconds: number): string {

@@ -162,14 +162,19 @@ async function sweepFolder(
     const uids = (found || []).filter((u) => u > lastUid).sort((a, b) => a - b);
     o.progress.folder(folder, uids.length);
 
-    // One batch ahead: the next batch's FETCH runs (Dovecot reads, our workers scan) while this batch
-    // is logged, acted on and checkpointed. Its rows reach the ledger only after this batch's commit.
+    // The reader moves on to the next batch as soon as this batch's sources are all in, not when their
+    // scans end: the workers never drain at a batch boundary (sizes round trip, ledger writes, moves).
+    // One gate bounds the scans in flight and the bytes held across both batches; the next batch's
+    // rows reach the ledger only after this batch's commit, and a third starts only after that.
+    const gate = new Gate(o.concurrency, o.memoryBudgetBytes);
     const batchAt = (i: number) => uids.slice(i, i + o.batchSize);
-    let ahead = uids.length > 0 ? settle(scanBatch(client, batchAt(0), o)) : undefined;
+    let ahead = uids.length > 0 ? startBatch(client, batchAt(0), o, gate) : undefined;
     for (let i = 0; i < uids.length; i += o.batchSize) {
       const batch = batchAt(i);
-      const { rows, verdicts } = await unwrap(ahead as Settled<Scanned>);
-      ahead = i + o.batchSize < uids.length ? settle(scanBatch(client, batchAt(i + o.batchSize), o)) : undefined;
+      const cur = ahead as Started;
+      await cur.fetched;
+      ahead = i + o.batchSize < uids.length ? startBatch(client, batchAt(i + o.batchSize), o, gate) : undefined;
+      const { rows, verdicts } = await unwrap(cur.result);
       count(tally, rows);
       const record = o.recordVerdicts;
       o.ledger.addPending(key, rows, record && !o.dryRun && verdicts.size > 0 ? () => record([...verdicts.values()]) : undefined);
@@ -212,8 +217,62 @@ async function unwrap<T>(p: Settled<T>): Promise<T> {
   return r.value;
 }
 
+/**
+ * Scans in flight and the bytes of the chunks they were fetched in, shared by the batches that
+ * overlap: at most `maxScans` scans, and chunks summing to at most `maxBytes` (one chunk alone always
+ * fits, so a message larger than the budget still goes through).
+ */
+export class Gate {
+  scans = 0;
+  bytes = 0;
+  private waiting: (() => void)[] = [];
+
+  constructor(
+    readonly maxScans: number,
+    readonly maxBytes: number,
+  ) {}
+
+  async takeScan(): Promise<void> {
+    while (this.scans >= this.maxScans) await this.wait();
+    this.scans++;
+  }
+
+  async takeBytes(n: number): Promise<void> {
+    while (this.bytes > 0 && this.bytes + n > this.maxBytes) await this.wait();
+    this.bytes += n;
+  }
+
+  release(scans: number, bytes: number): void {
+    this.scans -= scans;
+    this.bytes -= bytes;
+    // Two waiters at most (one fetch loop per batch in flight): wake both, each checks again.
+    const w = this.waiting;
+    this.waiting = [];
+    for (const f of w) f();
+  }
+
+  private wait(): Promise<void> {
+    return new Promise((r) => this.waiting.push(r));
+  }
+}
+
+interface Started {
+  /** Settles when the reading session is done with the batch's first pass (its sources are all in). */
+  fetched: Promise<void>;
+  result: Settled<Scanned>;
+}
+
+function startBatch(client: Client, batch: number[], o: SweepOptions, gate: Gate): Started {
+  let fetched: () => void = () => {};
+  const done = new Promise<void>((r) => (fetched = r));
+  const result = settle(scanBatch(client, batch, o, gate, () => fetched()));
+  // A failed batch frees the reader too: the caller learns of the failure from `result`.
+  void result.then(() => fetched());
+  return { fetched: done, result };
+}
+
 /** Sizes first (cheap), then the sources of what fits the budget, scanned as they arrive. */
-async function scanBatch(client: Client, batch: number[], o: SweepOptions): Promise<Scanned> {
+async function scanBatch(client: Client, batch: number[], o: SweepOptions, gate: Gate, fetched: () => void): Promise<Scanned> {
   const sizes = new Map<number, number>();
   for await (const m of client.fetch(batch, { uid: true, size: true }, { uid: true })) sizes.set(m.uid, m.size ?? 0);
 
@@ -228,11 +287,19 @@ async function scanBatch(client: Client, batch: number[], o: SweepOptions): Prom
     } else wanted.push(uid);
   }
 
-  const first = await scanChunks(client, wanted, sizes, o, o.concurrency);
+  const first = await scanChunks(client, wanted, sizes, o, gate);
+  fetched();
+  await first.scanned;
   // A message the pool could not judge in time (overloaded, timed out, a worker replaced) is fetched
-  // and scanned once more, one at a time: the sweep never comes back for it.
+  // and scanned once more, one at a time: the sweep never comes back for it. (Its FETCH waits behind
+  // the next batch's on the reading session; that one's scans free the gate, so both finish.)
   const again = first.rows.filter((r) => r.outcome === 'error' && RETRY_ONCE.has(r.verdict)).map((r) => r.uid);
-  const second = again.length > 0 ? await scanChunks(client, again, sizes, o, 1) : undefined;
+  let second: Scanned | undefined;
+  if (again.length > 0) {
+    const retry = await scanChunks(client, again, sizes, o, new Gate(1, o.memoryBudgetBytes));
+    await retry.scanned;
+    second = retry;
+  }
   const retried = new Set(again);
   for (const r of first.rows) if (!retried.has(r.uid)) rows.push(r);
   for (const [uid, v] of first.verdicts) if (!retried.has(uid)) verdicts.set(uid, v);
@@ -247,32 +314,51 @@ async function scanBatch(client: Client, batch: number[], o: SweepOptions): Prom
 /** Verdict codes of a scan that failed for a passing reason (see scanOne). */
 const RETRY_ONCE: ReadonlySet<string> = new Set(['ETIMEOUT', 'EOVERLOAD', 'EWORKER', 'tempfail']);
 
-/** Fetches the sources of `uids` in budget-sized chunks and scans each as it arrives. */
-async function scanChunks(client: Client, uids: number[], sizes: ReadonlyMap<number, number>, o: SweepOptions, concurrency: number): Promise<Scanned> {
+/**
+ * Fetches the sources of `uids` in budget-sized chunks and scans each as it arrives. Resolves once the
+ * last FETCH is through (the reading session is free again); `scanned` settles when the scans have.
+ */
+async function scanChunks(
+  client: Client,
+  uids: number[],
+  sizes: ReadonlyMap<number, number>,
+  o: SweepOptions,
+  gate: Gate,
+): Promise<Scanned & { scanned: Promise<void> }> {
   const rows: LedgerRow[] = [];
   const verdicts = new Map<number, Verdict>();
+  const all: Promise<void>[] = [];
   for (const chunk of chunksWithin(uids, sizes, o.memoryBudgetBytes)) {
-    const inFlight = new Set<Promise<void>>();
+    let bytes = 0;
+    for (const uid of chunk) bytes += sizes.get(uid) ?? 0;
+    // The chunk's bytes stay taken until its last scan ends: sources held at once stay within budget.
+    await gate.takeBytes(bytes);
+    const inChunk: Promise<void>[] = [];
     const seen = new Set<number>();
-    for await (const m of client.fetch(chunk, { uid: true, source: true }, { uid: true })) {
-      if (!m.source) continue;
-      seen.add(m.uid);
-      const uid = m.uid;
-      const raw = new Uint8Array(m.source.buffer, m.source.byteOffset, m.source.byteLength);
-      const p = scanOne(uid, raw, o).then(({ row, verdict }) => {
-        rows.push(row);
-        if (verdict) verdicts.set(uid, verdict);
-      });
-      inFlight.add(p);
-      void p.finally(() => inFlight.delete(p));
-      if (inFlight.size >= concurrency) await Promise.race(inFlight);
+    try {
+      for await (const m of client.fetch(chunk, { uid: true, source: true }, { uid: true })) {
+        if (!m.source) continue;
+        const uid = m.uid;
+        seen.add(uid);
+        const raw = new Uint8Array(m.source.buffer, m.source.byteOffset, m.source.byteLength);
+        await gate.takeScan();
+        inChunk.push(
+          scanOne(uid, raw, o).then(({ row, verdict }) => {
+            gate.release(1, 0);
+            rows.push(row);
+            if (verdict) verdicts.set(uid, verdict);
+          }),
+        );
+      }
+    } finally {
+      // scanOne never rejects; on a failed FETCH the bytes come back once the started scans end.
+      all.push(Promise.all(inChunk).then(() => gate.release(0, bytes)));
     }
-    await Promise.all(inFlight);
     for (const uid of chunk) {
       if (!seen.has(uid)) rows.push({ uid, messageId: null, verdict: 'EPROTOCOL', score: null, spam: false, outcome: 'error' });
     }
   }
-  return { rows, verdicts };
+  return { rows, verdicts, scanned: Promise.all(all).then(() => {}) };
 }
 
 async function scanOne(uid: number, raw: Uint8Array, o: SweepOptions): Promise<{ row: LedgerRow; verdict?: Verdict }> {
