@@ -211,6 +211,8 @@ describe('ClassifierPool', () => {
   it('answers every message in flight when the model is reloaded under load, each by one model', async () => {
     const pool = startPool({ modelBytes: null });
     const inflight = Array.from({ length: 40 }, () => pool.classify(request(spam)));
+    // The pool sends what arrived once the event loop turns (dispatchSoon): let the first tasks leave.
+    await new Promise((r) => setImmediate(r));
     const reload = pool.reloadModel(modelBytes);
     const results = await Promise.all(inflight);
     await reload;
