@@ -5,7 +5,7 @@ import path from 'node:path';
 import { limits } from '../core/limits.ts';
 import { type Ledger, memoryLedger, openLedger, readCheckpoints } from '../ingress/backfill/checkpoint.ts';
 import { connect } from '../ingress/backfill/imap.ts';
-import { createHeapGuard, fixYoungGeneration } from '../ingress/backfill/memory.ts';
+import { boundHeaps, createHeapGuard } from '../ingress/backfill/memory.ts';
 import { createProgress, formatSummary } from '../ingress/backfill/progress.ts';
 import { BACKFILL_ACTIONS, type BackfillAction, sweep } from '../ingress/backfill/sweep.ts';
 import { type ImapAccount, parseImapUrl } from '../ingress/backfill/url.ts';
@@ -111,7 +111,7 @@ export async function backfillCommand(argv: string[]): Promise<number> {
   // Old mail's SPF/DKIM would be judged against today's DNS (rotated keys, changed records): wrong
   // answers, slowly. The sweep uses the content stages only.
   config.auth.enabled = false;
-  fixYoungGeneration();
+  boundHeaps();
   const runtime = await createRuntime(config, { classify: true, log: false });
   const pipeline = createPipeline(config, { classifier: runtime.classifier });
   const progress = createProgress({
