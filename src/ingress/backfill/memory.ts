@@ -26,12 +26,13 @@ function fullGc(): () => void {
 
 /**
  * Keeps peak RSS flat without giving up speed. The threads started after this call (the classifier
- * pool) get a young generation of a fixed 4 MB per semi-space: V8 otherwise starts it small and grows it
- * as a long sweep goes on. Every thread's old generation grows by a quarter over its live size between
- * full collections, not up to four times. Measured over 20,000 messages: RSS 20,000 / 2,000 messages
- * 1.06-1.09, against 1.12-1.18 with the young generation alone. (--optimize-for-size, used before, kept
- * RSS as flat but cost 0.4-0.5 ms of CPU per message, a third of the sweep: 1.52-1.63 vs 1.01 ms, same
- * load.) Call before the pool starts.
+ * pool) get a young generation at its full size from the start (4 MB per semi-space, or the pool's own
+ * cap when lower): V8 otherwise starts it small and grows it as a long sweep goes on, so RSS would
+ * follow the folder's size. Every thread's old generation grows by a quarter over its live size between
+ * full collections, not up to four times. Measured: peak RSS 20,000 / 2,000 messages 1.06-1.14, against
+ * 1.12-1.18 with the young generation alone and 1.21 with neither. (--optimize-for-size, used before,
+ * kept RSS as flat but cost ~0.5 ms of CPU per message, a third of the sweep: 1.52-1.86 vs 1.01-1.23
+ * ms over 20,000 messages, paired runs.) Call before the pool starts.
  */
 export function boundHeaps(): void {
   v8.setFlagsFromString('--min-semi-space-size=4');
