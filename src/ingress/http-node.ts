@@ -149,13 +149,14 @@ function readIncoming(req: IncomingMessage, h: HeaderSource, max: number): Promi
       }
       total += c.length;
     };
+    // `on`, not `once`: each request has its own listeners, which go with it (once adds a wrapper per call).
     req.on('data', onData);
-    req.once('end', () => {
+    req.on('end', () => {
       if (whole) return resolve(whole);
       if (total === 0) return reject(lengthRequired());
       resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, total));
     });
-    req.once('close', () => {
+    req.on('close', () => {
       if (!req.complete) reject(new FilterError('EPROTOCOL', 'the client closed the connection before the end of the message'));
     });
   });
@@ -164,10 +165,14 @@ function readIncoming(req: IncomingMessage, h: HeaderSource, max: number): Promi
 function send(req: IncomingMessage, res: ServerResponse, a: Answer): void {
   // A client that went away gets nothing. (res.socket is not checked: a pipelined answer waits for one.)
   if (res.headersSent || res.destroyed || req.socket.destroyed) return;
-  const headers: Record<string, string | number> = { ...a.headers, 'content-length': Buffer.byteLength(a.body) };
+  // Fields as a flat name/value list: writeHead takes it without building another object per answer.
+  const fields: string[] = [];
+  for (const name in a.headers) fields.push(name, a.headers[name] as string);
+  fields.push('content-length', String(Buffer.byteLength(a.body)));
   // An answer given before the body was read (413, 415, 411) closes rather than reads the rest.
-  if (!req.complete) headers.connection = 'close';
-  res.writeHead(a.status, headers);
+  if (!req.complete && a.headers.connection === undefined) fields.push('connection', 'close');
+  res.writeHead(a.status, fields);
+  // A string body goes out in the same write as the header block.
   res.end(a.body);
 }
 
