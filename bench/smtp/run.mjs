@@ -137,6 +137,16 @@ async function load(messages, total, connections, seq) {
   // Each connection sends its messages one after another, as one Postfix smtp delivery agent does, with
   // the client the filter itself re-injects with (pipelined envelope; Postfix's client pipelines too).
   const open = () => SmtpClientConnection.open({ host: '127.0.0.1', port: FILTER_PORT, name: 'bench.client', timeoutMs: 60_000 });
+  // Postfix goes on over the same connection after a 550 (RSET); this client drops it instead. A few
+  // connections opened ahead stand in, so a reject does not cost the next message smtp-server's 100 ms
+  // early-talker pause before its greeting, which Postfix would not pay either.
+  const spares = [];
+  const spare = () => {
+    const p = open();
+    p.catch(() => {});
+    spares.push(p);
+  };
+  for (let i = 0; i < Math.min(4, connections); i++) spare();
   const one = async () => {
     let conn = await open();
     while (next < total) {
@@ -147,20 +157,26 @@ async function load(messages, total, connections, seq) {
       try {
         await conn.send({ from: 'bench@example.org', to: ['rcpt@example.net'] }, raw);
         codes[250]++;
+        lat.push(Number(process.hrtime.bigint() - t) / 1e6);
       } catch (e) {
+        // Latency is the message's, to its reply: the reconnect below is this client's doing, and each
+        // new connection waits smtp-server's fixed 100 ms early-talker pause before the greeting.
+        lat.push(Number(process.hrtime.bigint() - t) / 1e6);
         // 550 is a verdict (reject), not a failure; anything else that is not 250 is one. The client drops
         // a connection after any refusal, so the next message goes over a new one.
         if (e.responseCode === 550) codes[550]++;
         else codes.other++;
         conn.destroy();
-        conn = await open();
+        const next = spares.shift() ?? open();
+        spare();
+        conn = await next;
       }
-      lat.push(Number(process.hrtime.bigint() - t) / 1e6);
     }
     conn.quit();
   };
   const t0 = process.hrtime.bigint();
   await Promise.all(Array.from({ length: connections }, one));
+  for (const p of spares.splice(0)) p.then((c) => c.destroy(), () => {});
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   lat.sort((a, b) => a - b);
   const q = (p) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))];
