@@ -64,6 +64,16 @@ const TASKS_PER_WORKER = 2;
  */
 const MAX_BATCH = 8;
 
+/** Message buffers larger than this are not kept for reuse: rare, and each would pin its memory. */
+const MAX_RECYCLED_BYTES = 1 << 20;
+/** Most bytes of message buffers kept for reuse: about two full batches per worker of typical mail. */
+const SPARE_BUFFER_BYTES = 16 << 20;
+
+/** The smallest power of two ≥ n, and at least 4 KiB (message buffers are reused by these sizes). */
+function sizeClass(n: number): number {
+  return n <= 4096 ? 4096 : 2 ** Math.ceil(Math.log2(n));
+}
+
 /** Messages it takes to send a worker a second task while it still runs one (see dispatch). */
 const MIN_SECOND_BATCH = 4;
 
@@ -129,6 +139,9 @@ export class ClassifierPool implements Classifier {
   private lastTaskId = 0;
   private closed = false;
   private dispatchScheduled = false;
+  /** Message buffers back from workers, by size class, for the next copies (bufferFor). */
+  private readonly spare = new Map<number, ArrayBuffer[]>();
+  private spareBytes = 0;
   private counts = { completed: 0, timeouts: 0, crashes: 0, overloads: 0 };
   private modelVersion = 0;
 
@@ -236,7 +249,7 @@ export class ClassifierPool implements Classifier {
       job.taskId = id;
       job.gen = gen;
       // The caller (an SMTP session, a milter) still needs its bytes: transfer a copy, never its buffer.
-      const raw = new Uint8Array(job.raw.byteLength);
+      const raw = this.bufferFor(job.raw.byteLength);
       raw.set(job.raw);
       // Jobs of one batch share one BodyRules object, which structured clone then copies once.
       items.push(job.body ? { id, raw, body: job.body } : { id, raw });
@@ -244,7 +257,11 @@ export class ClassifierPool implements Classifier {
     }
     const task: WorkerTask = { items };
     const answered = (gen.pool.run(task, { transferList }) as Promise<WorkerReply>).then(
-      (replies) => jobs.forEach((job, k) => this.answered(job, items[k].id, Array.isArray(replies) ? replies[k] : undefined)),
+      (reply) => {
+        this.recycle(reply?.buffers);
+        const replies = Array.isArray(reply?.replies) ? reply.replies : undefined;
+        jobs.forEach((job, k) => this.answered(job, items[k].id, replies?.[k]));
+      },
       (err: unknown) => jobs.forEach((job, k) => this.failed(job, items[k].id, gen, err)),
     );
     const done = answered
@@ -255,6 +272,36 @@ export class ClassifierPool implements Classifier {
         this.dispatch();
       });
     gen.tasks.add(done);
+  }
+
+  /**
+   * A buffer for a message copy of n bytes. Copies are transferred to a worker, which hands the buffers
+   * back with its reply; they are kept by power-of-two size and reused, so a message costs a copy, not
+   * an allocation that zero-fills and then a free: the allocator was ~20% of the main thread's CPU in the
+   * pool (perf, bench/README pool section).
+   */
+  private bufferFor(n: number): Uint8Array<ArrayBuffer> {
+    const size = sizeClass(n);
+    if (size > MAX_RECYCLED_BYTES) return new Uint8Array(n);
+    const buf = this.spare.get(size)?.pop();
+    if (buf) {
+      this.spareBytes -= size;
+      return new Uint8Array(buf, 0, n);
+    }
+    return new Uint8Array(new ArrayBuffer(size), 0, n);
+  }
+
+  private recycle(buffers: ArrayBuffer[] | undefined): void {
+    if (!Array.isArray(buffers)) return;
+    for (const buf of buffers) {
+      const size = buf.byteLength;
+      // Only buffers this pool made (a size class) and only up to the budget; the rest are left to GC.
+      if (size !== sizeClass(size) || size > MAX_RECYCLED_BYTES || this.spareBytes + size > SPARE_BUFFER_BYTES) continue;
+      let list = this.spare.get(size);
+      if (!list) this.spare.set(size, (list = []));
+      list.push(buf);
+      this.spareBytes += size;
+    }
   }
 
   private settle(job: Job): boolean {

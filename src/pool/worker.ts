@@ -2,7 +2,7 @@
 // workerData), then classifies the messages it is handed, a batch per task, one at a time, posting
 // each on the board as it starts. Runs compiled from dist/pool/worker.js.
 import { threadId } from 'node:worker_threads';
-import Tinypool from 'tinypool';
+import Tinypool, { kTransferable, kValue, type Transferable } from 'tinypool';
 import { classifyMessage, loadModel, type Model } from '../core/classify.ts';
 import { toFilterError } from '../core/errors.ts';
 import { type BodyMatches, type BodyRules, compileBodyRules } from '../core/rules/load.ts';
@@ -33,8 +33,14 @@ export interface WorkerTask {
  */
 export type ItemReply = { ok: true; result: ClassifyResult } | { ok: false; code: string; message: string };
 
-/** One reply per item, in order. */
-export type WorkerReply = ItemReply[];
+/**
+ * One reply per item, in order, and the items' buffers handed back to the pool, which copies later
+ * messages into them instead of allocating (see ClassifierPool.bufferFor).
+ */
+export interface WorkerReply {
+  replies: ItemReply[];
+  buffers: ArrayBuffer[];
+}
 
 function modelFrom(payload: ModelPayload): Model | null {
   switch (payload.kind) {
@@ -82,6 +88,16 @@ function classifyItem(item: WorkerItem): ItemReply {
   }
 }
 
+/** The classification of a task's messages; the default export adds the buffers' way back. */
+export function classifyItems(items: WorkerItem[]): ItemReply[] {
+  return items.map(classifyItem);
+}
+
 export default function classifyBatch(task: WorkerTask): WorkerReply {
-  return task.items.map(classifyItem);
+  const buffers = task.items.map((item) => item.raw.buffer as ArrayBuffer);
+  const reply: WorkerReply = { replies: classifyItems(task.items), buffers };
+  // Transferred, not copied: the main thread owns them again and this thread has nothing to free.
+  const movable: Transferable = { [kTransferable]: buffers, [kValue]: reply };
+  // tinypool posts movable[kValue] with movable[kTransferable] as the transfer list.
+  return Tinypool.move(movable) as unknown as WorkerReply;
 }
