@@ -73,6 +73,24 @@ describe('ClassifierPool', () => {
     expect(pool.stats()).toMatchObject({ workers: 2, completed: 3, timeouts: 0, crashes: 0, overloads: 0 });
   });
 
+  it('reuses message buffers without leaking a longer earlier message into a shorter later one', async () => {
+    const pool = startPool({ workers: 1 });
+    const model = loadModel(modelBytes);
+    // Same size class (the pool keeps buffers by power-of-two size): the short message lands in the
+    // buffer the long one came back in, with the long one's bytes still past its end.
+    const padded = (msg: Uint8Array, size: number, byte: number) => {
+      const out = new Uint8Array(size).fill(byte);
+      out.set(msg);
+      return out;
+    };
+    const long = padded(spam, 7000, 0x41);
+    const short = padded(ham, 4500, 0x62);
+    for (let i = 0; i < 3; i++) {
+      expect(await pool.classify(request(long))).toEqual(classifyMessage(long, model));
+      expect(await pool.classify(request(short))).toEqual(classifyMessage(short, model));
+    }
+  });
+
   it.skipIf(!hasCorpus)(`matches in-process results on corpus messages, many in flight at once${hasCorpus ? '' : ` (${noCorpusReason})`}`, async () => {
     const pool = startPool({ queueLength: 1000 });
     const model = loadModel(modelBytes);
