@@ -65,9 +65,12 @@ const TASKS_PER_WORKER = 2;
 const MAX_BATCH = 8;
 
 /** Message buffers larger than this are not kept for reuse: rare, and each would pin its memory. */
-const MAX_RECYCLED_BYTES = 1 << 20;
-/** Most bytes of message buffers kept for reuse: about two full batches per worker of typical mail. */
-const SPARE_BUFFER_BYTES = 16 << 20;
+const MAX_RECYCLED_BYTES = 256 << 10;
+/**
+ * Most bytes of message buffers kept for reuse. The messages in flight at once (a few batches of 8)
+ * need about 1 MB of typical mail; the rest is headroom. Whatever is kept adds to RSS for good.
+ */
+const SPARE_BUFFER_BYTES = 4 << 20;
 
 /** The smallest power of two ≥ n, and at least 4 KiB (message buffers are reused by these sizes). */
 function sizeClass(n: number): number {
