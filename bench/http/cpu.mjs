@@ -10,15 +10,15 @@
 //   --root DIR   the checkout whose dist/ to serve (a copy built from an earlier commit, for before/after)
 //   --node-args "..."   more node flags for the server (e.g. --perf-basic-prof for `perf record -p`)
 // Prints µs CPU/req for the whole process and per thread group (main, pool workers, others).
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { corpusFiles } from '../lib/corpus.mjs';
+import { spawnListening } from '../lib/server.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const corpus = process.env.ATLAS_CORPUS ?? path.join(root, '../shared/corpus');
 const arg = (name, dflt) => {
   const i = process.argv.indexOf(name);
   return i > 0 ? process.argv[i + 1] : dflt;
@@ -31,18 +31,11 @@ const connections = Number(arg('--connections', 32));
 const prof = arg('--prof', undefined);
 const CLK_TCK = 100;
 
+/** The label's corpus messages up to the size limit, in the corpus walk's fixed order. */
 function corpusMessages(label) {
-  const out = [];
-  for (const source of readdirSync(corpus).sort()) {
-    const dir = path.join(corpus, source, label);
-    if (!existsSync(dir)) continue;
-    for (const f of readdirSync(dir).sort()) {
-      const p = path.join(dir, f);
-      const size = statSync(p).size;
-      if (f.endsWith('.eml') && size > 0 && size <= 500 * 1024) out.push(readFileSync(p));
-    }
-  }
-  return out;
+  return corpusFiles()
+    .filter((f) => f.label === label && f.size > 0 && f.size <= 500 * 1024)
+    .map((f) => readFileSync(f.path));
 }
 
 const FLOOR = `
@@ -73,22 +66,7 @@ async function start(work) {
     writeFileSync(cfg, 'auth:\n  enabled: false\n');
     args = [...nodeArgs, path.join(arg('--root', root), 'dist/cli/index.js'), 'serve', '--http', '127.0.0.1:0', '--db', path.join(work, 'atlas.db'), '--config', cfg];
   }
-  const child = spawn(process.execPath, args, { cwd: work, stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  child.stderr.on('data', (d) => (log += d.toString()));
-  const exited = new Promise((r) => child.on('exit', (code, sig) => r(code ?? sig)));
-  const address = await new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 60_000);
-    child.stderr.on('data', () => {
-      const m = /http listening on (\S+)/.exec(log);
-      if (m) {
-        clearTimeout(t);
-        resolve(m[1]);
-      }
-    });
-    exited.then((c) => reject(new Error(`server exited (${c}):\n${log}`)));
-  });
-  return { child, address, exited };
+  return spawnListening(args, work);
 }
 
 /** utime+stime per thread (main = the process's own tid). */

@@ -11,12 +11,14 @@
 // Usage: npm run bench:http [-- --duration S] [--connections N] [--scenario cache-hit,full-scan,replay] [--target node|deno]
 //                           [--model FILE] [--config FILE] [--max-bytes N]
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { hasRspamd, startRspamd } from './rspamd-peer.mjs';
+import { corpusFiles } from '../lib/corpus.mjs';
+import { spawnListening } from '../lib/server.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const corpus = process.env.ATLAS_CORPUS ?? path.join(root, '../shared/corpus');
@@ -46,19 +48,11 @@ if (!existsSync(corpus)) {
   process.exit(2);
 }
 
+/** The label's corpus messages up to the size limit, in the corpus walk's fixed order. */
 function corpusMessages(label) {
-  const out = [];
-  for (const source of readdirSync(corpus).sort()) {
-    const dir = path.join(corpus, source, label);
-    if (!existsSync(dir)) continue;
-    for (const f of readdirSync(dir).sort()) {
-      if (!f.endsWith('.eml')) continue;
-      const p = path.join(dir, f);
-      const size = statSync(p).size;
-      if (size > 0 && size <= maxBytes) out.push(readFileSync(p));
-    }
-  }
-  return out;
+  return corpusFiles()
+    .filter((f) => f.label === label && f.size > 0 && f.size <= maxBytes)
+    .map((f) => readFileSync(f.path));
 }
 const ham = corpusMessages('ham');
 const spam = corpusMessages('spam');
@@ -105,22 +99,7 @@ async function startServer(work) {
   const args = [path.join(root, 'dist/cli/index.js'), 'serve', '--http', '127.0.0.1:0', '--db', path.join(work, 'atlas.db')];
   if (model) args.push('--model', model);
   args.push('--config', configFile ?? benchConfig(work));
-  const child = spawn(process.execPath, args, { cwd: work, stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  child.stderr.on('data', (d) => (log += d.toString()));
-  const exited = new Promise((r) => child.on('exit', (code, sig) => r(code ?? sig)));
-  const address = await new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 60_000);
-    child.stderr.on('data', () => {
-      const m = /http listening on (\S+)/.exec(log);
-      if (m) {
-        clearTimeout(t);
-        resolve(m[1]);
-      }
-    });
-    exited.then((c) => reject(new Error(`server exited (${c}):\n${log}`)));
-  });
-  return { child, address, exited, log: () => log };
+  return spawnListening(args, work);
 }
 
 function cpuSeconds(pids) {
