@@ -5,8 +5,10 @@
 //
 // Throughput: each tinypool task costs two thread messages, two wake-ups and a memory reading in the
 // worker, about as much CPU as classifying a message on the shared 2-core machine. So messages that
-// wait are sent in batches (one at a time when there is no queue), and each worker holds two tasks
-// so it starts the next without waiting for the main thread. tinypool's own abort works only with
+// arrive in one event-loop turn go in one task, a worker busy with one task gets a second only when it
+// carries a batch, and message buffers travel back with the answers to be reused rather than
+// allocated for every message. The workers also match the early rules' body patterns on a cache miss
+// (ClassifyRequest.body), which takes the body scan off the main thread. tinypool's own abort works only with
 // one task per worker, so deadlines are kept here, with the shared board (board.ts) telling whether
 // a late message is running (terminate that thread) or not started (the worker skips it).
 import { existsSync } from 'node:fs';

@@ -1,6 +1,7 @@
 // One classifier worker thread: takes the model once at start (shared tables or file bytes, from
 // workerData), then classifies the messages it is handed, a batch per task, one at a time, posting
-// each on the board as it starts. Runs compiled from dist/pool/worker.js.
+// each on the board as it starts; matches the body rules when asked; and hands the message buffers
+// back with the answers. Runs compiled from dist/pool/worker.js.
 import { threadId } from 'node:worker_threads';
 import Tinypool, { kTransferable, kValue, type Transferable } from 'tinypool';
 import { classifyMessage, loadModel, type Model } from '../core/classify.ts';
