@@ -153,7 +153,7 @@ export async function scan(input: ScanInput, env: ScanEnv): Promise<Verdict> {
   // classification. The rules are first matched without the body: when none of them ends the scan,
   // the body matches only change the outcome once the worker answers (below). When one does, a body
   // rule might outrank it, so the body is matched here, as without a worker.
-  let deferBody = body === undefined && !cached && rules.body !== undefined && env.classifier?.matchesBody === true;
+  let deferBody = !cached && rules.body !== undefined && env.classifier?.matchesBody === true;
   let earlySymbols: SymbolHit[] = [];
   /** Matches the rules now that the body matches are known; returns the rule that ends the scan, if any. */
   const ruling = (matched: BodyMatches): RuleHit | undefined => {

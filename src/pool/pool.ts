@@ -4,7 +4,8 @@
 // as a silent accept or a hang.
 //
 // Throughput: each tinypool task costs two thread messages, two wake-ups and a memory reading in the
-// worker, about as much CPU as classifying a message on the shared 2-core machine. So messages that
+// worker (tinypool reads /proc after every task): ~55 µs of main-thread and ~70 µs of worker CPU on
+// this VM whatever the task carries (bench/README.md, pool). So messages that
 // arrive in one event-loop turn go in one task, a worker busy with one task gets a second only when it
 // carries a batch, and message buffers travel back with the answers to be reused rather than
 // allocated for every message. The workers also match the early rules' body patterns on a cache miss
@@ -213,9 +214,8 @@ export class ClassifierPool implements Classifier {
 
   /**
    * Dispatches once the event loop has run the other ready events: messages that arrive in the same
-   * turn (several connections' data read in one poll) then share one task. A task costs ~55 µs of
-   * main-thread and ~70 µs of worker CPU on this VM whatever it carries (bench/README, pool), and a
-   * busy door otherwise sends every message alone because a worker is always free at that moment.
+   * turn (several connections' data read in one poll) then share one task, where a busy door would
+   * otherwise send each alone because a worker is free at that instant (task cost: see the top).
    */
   private dispatchSoon(): void {
     if (this.dispatchScheduled) return;
@@ -231,11 +231,8 @@ export class ClassifierPool implements Classifier {
     const gen = this.current;
     const capacity = this.workers * TASKS_PER_WORKER;
     while (!this.closed && this.queue.length > 0 && gen.tasks.size < capacity) {
-      // A worker's second task saves it a round trip only if it carries a batch. A task costs a fixed
-      // ~50 µs or more in its worker on this kind of VM (tinypool reads process.memoryUsage(), i.e.
-      // /proc, after every task, plus two thread wake-ups): a lone message waits for a worker to free
-      // up instead, and goes with whatever else arrived meanwhile (bench/smtp: busy doors sent most
-      // messages one per task).
+      // A worker's second task saves it a round trip only if it carries a batch: a lone message waits
+      // for a worker to free up instead, and goes with whatever else arrived meanwhile.
       if (gen.tasks.size >= this.workers && this.queue.length < MIN_SECOND_BATCH) break;
       const size = Math.min(MAX_BATCH, Math.ceil(this.queue.length / (capacity - gen.tasks.size)));
       // A message that times out while queued is taken out of the queue, so all of these still wait.

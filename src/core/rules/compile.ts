@@ -125,7 +125,7 @@ export function compileRules(rules: RuleSpec[], scoreOverrides: Record<string, n
 
   const bodyEntries = texts.get('body');
   const body: BodyRules | undefined = bodyEntries && { id: ++lastBodyRulesId, patterns: bodyEntries };
-  const bodyMatch = body && compileBodyRules(body, bodyField);
+  const bodyMatch = bodyField && bodyMatcher(bodyField);
   const matchBody = (look: Look, raw: Uint8Array): BodyMatches => (bodyMatch ? bodyMatch(raw, look.bodyOffset) : NO_BODY);
 
   // The text fields once more as a flat list with the header name cut out ahead of time: match() runs
@@ -228,11 +228,15 @@ export function compileRules(rules: RuleSpec[], scoreOverrides: Record<string, n
 }
 
 /**
- * The body condition of a rule set: which body rules hold for the first limits.earlyBodyScanBytes of
- * the body (read as latin1, so a pattern sees the raw bytes of any charset). Workers build it from the
- * plain BodyRules; the rule set passes its already compiled matcher.
+ * The body condition of a rule set from its plain BodyRules, as a classifier worker builds it: which
+ * body rules hold for the first limits.earlyBodyScanBytes of the body.
  */
-export function compileBodyRules(rules: BodyRules, compiled: FieldMatcher = buildField(rules.patterns)): (raw: Uint8Array, bodyOffset: number) => BodyMatches {
+export function compileBodyRules(rules: BodyRules): (raw: Uint8Array, bodyOffset: number) => BodyMatches {
+  return bodyMatcher(buildField(rules.patterns));
+}
+
+/** Reads the body as latin1, so a pattern sees the raw bytes of any charset. */
+function bodyMatcher(compiled: FieldMatcher): (raw: Uint8Array, bodyOffset: number) => BodyMatches {
   return (raw, bodyOffset) => {
     if (bodyOffset >= raw.length) return NO_BODY;
     const end = Math.min(raw.length, bodyOffset + limits.earlyBodyScanBytes);
