@@ -8,7 +8,7 @@
 // and prints req/s, p50/p99 latency, the server's CPU (cores) and its peak RSS.
 // The load client runs in this process and shares the 2 cores with the server. With rspamd installed,
 // Rspamd 3.4 answers the same requests on /checkv2 in the same run, for a side-by-side ratio.
-// Usage: npm run bench:http [-- --duration S] [--connections N] [--scenario cache-hit,full-scan,replay] [--target node|deno]
+// Usage: npm run bench:http [-- --duration S] [--warmup S] [--connections N] [--scenario cache-hit,full-scan,replay] [--target node|deno]
 //                           [--model FILE] [--config FILE] [--max-bytes N]
 import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,7 +40,12 @@ const maxBytes = Number(arg('--max-bytes', 500 * 1024));
 /** Rspamd 3.4 on the same requests, connections and machine, in the same run (--no-peer to skip). */
 const withPeer = !process.argv.includes('--no-peer') && hasRspamd();
 const PEER_PORT = 14833;
-const WARMUP_S = 2;
+/**
+ * Untimed full-speed run before each measurement. For its first seconds a fresh server spends about a third
+ * of its CPU in V8 compiling the hot paths of three isolates (main thread, two workers; perf, bench/README.md
+ * smtp); 2 s left much of that inside the timed run of a full scan.
+ */
+const WARMUP_S = Number(arg('--warmup', 8));
 const CLK_TCK = 100;
 
 if (!existsSync(corpus)) {
