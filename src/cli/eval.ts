@@ -1,8 +1,7 @@
 // `atlas-email eval`: how well the classifier separates labelled ham and spam. Without --folds it
 // scores the messages with the current model (training nothing); with --folds K it runs stratified,
 // seeded K-fold cross-validation, each fold trained from an empty model. Runs in-process, one thread.
-import { bayesSymbol, emptyModel, prepare } from '../core/classify.ts';
-import { contentSymbols } from '../core/content.ts';
+import { bayesSymbol, emptyModel, prepare, ruleSymbols } from '../core/classify.ts';
 import { FilterError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
 import { spamProbability, TRAIN_EPOCHS, trainBatch } from '../core/model.ts';
@@ -145,7 +144,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
     for await (const m of src.messages()) {
       if (m.raw.length === 0 || m.raw.length > limits.maxMessageBytes) continue;
       const p = prepare(m.raw);
-      items.push({ source, label: src.label, features: p.features, content: contentSymbols(p.content), probability: 0.5, score: 0 });
+      items.push({ source, label: src.label, features: p.features, content: p.symbols, probability: 0.5, score: 0 });
       if (++n % 500 === 0 && process.stderr.isTTY) say(`eval: ${src.describe}: ${n} read\r`);
     }
     say(`eval: ${src.label} ${src.describe}: ${n} messages\n`);
@@ -154,7 +153,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
 
   const scoreWith = (m: NonNullable<typeof model>, it: Item) => {
     it.probability = spamProbability(m, it.features);
-    it.score = (bayesSymbol(it.probability)?.score ?? 0) + it.content.reduce((a, s) => a + s.score, 0);
+    it.score = (bayesSymbol(it.probability)?.score ?? 0) + ruleSymbols(it.content, m).reduce((a, s) => a + s.score, 0);
   };
   if (folds === undefined) {
     for (const it of items) scoreWith(model!, it);

@@ -6,7 +6,7 @@ import { FilterError } from './errors.ts';
 import * as model from './model.ts';
 import { parseMessage } from './parse.ts';
 import type { ClassifyResult } from './scan.ts';
-import { type Features, features } from './tokens.ts';
+import { defaultTokenOptions, type Features, features } from './tokens.ts';
 import { roundScore, type SymbolHit } from './verdict.ts';
 
 export type Model = model.Model;
@@ -23,24 +23,42 @@ export function serializeModel(m: Model): Uint8Array {
   return model.serializeModel(m);
 }
 
-/** Parsed, analysed and tokenized: what training and scoring both start from. */
+/** Parsed, analysed, checked by the content rules and tokenized: what training and scoring both start from. */
 export interface Prepared {
   content: Content;
+  /** The content rules that fired, with their own points (used only when no trained model scores). */
+  symbols: SymbolHit[];
   features: Features;
 }
 
 export function prepare(raw: Uint8Array): Prepared {
   const content = analyse(parseMessage(raw));
-  return { content, features: features(content) };
+  const symbols = contentSymbols(content);
+  return { content, symbols, features: features(content, defaultTokenOptions, symbols.map((s) => s.name)) };
+}
+
+/** Whether the model has been trained, so that it scores the message and weighs the content rules. */
+export function scores(m: Model | null): m is Model {
+  return m !== null && m.spamDocs + m.hamDocs > 0;
 }
 
 /**
- * Points from the model's probability, continuous in its log-odds: 1.15 points per unit, so p = 0.987
- * gives 5 points (tags alone) and p = 0.03 gives -4 (the cap). Capped: one symbol must not outweigh
- * everything (Rspamd caps BAYES_SPAM too). The slope was set from cross-validation so that the 5-point
- * line, with the content rules, sits at a ham false-positive rate of 0.1% (bench/README.md).
+ * The content rules' symbols as the verdict shows them. A trained model has learned each rule's weight
+ * (they are among its features), so the symbols stay, to say what fired, at 0 points: adding the fixed
+ * points too measured worse (bench/README.md, Session 3). Without a model the fixed points stand.
  */
-export const BAYES_POINTS_PER_LOGIT = 1.15;
+export function ruleSymbols(symbols: SymbolHit[], m: Model | null): SymbolHit[] {
+  return scores(m) ? symbols.map((s) => ({ ...s, score: 0 })) : symbols;
+}
+
+/**
+ * Points from the model's probability, continuous in its log-odds: 1.09 points per unit, so p = 0.990
+ * gives 5 points (tags alone) and p = 0.025 gives -4 (the cap). Capped: one symbol must not outweigh
+ * everything (Rspamd caps BAYES_SPAM too). The slope is the steepest that keeps the 5-point line at a
+ * ham false-positive rate of 0.1% on average over seven cross-validation fold splits
+ * (bench/classify/splits.mjs, bench/README.md): one split alone moves the line by tens of spam.
+ */
+export const BAYES_POINTS_PER_LOGIT = 1.09;
 const SPAM_CAP = 8;
 const HAM_CAP = -4;
 
@@ -65,9 +83,9 @@ export function score(raw: Uint8Array, m: Model | null): { symbols: SymbolHit[];
     const why = e instanceof Error ? e.message : String(e);
     return { symbols: [{ name: 'PARSE_FAILED', score: 0.5, description: 'the message could not be parsed', options: [why.slice(0, 100)] }], probability: null };
   }
-  const symbols = contentSymbols(prep.content);
+  const symbols = ruleSymbols(prep.symbols, m);
   let probability: number | null = null;
-  if (m && m.spamDocs + m.hamDocs > 0) {
+  if (scores(m)) {
     probability = model.spamProbability(m, prep.features);
     const b = bayesSymbol(probability);
     if (b) symbols.unshift(b);

@@ -43,7 +43,7 @@ function finish(h: number): number {
 const P = {
   body: 1, bodyPair: 2, subject: 3, subjectPair: 4, urlHost: 5, urlBase: 6, fromDomain: 7, fromName: 8,
   replyDomain: 9, mailer: 10, headerName: 11, contentType: 12, attachType: 13, attachExt: 14,
-  defect: 16, received: 17, messageIdDomain: 18, longWord: 19, toCount: 20, shape: 21, align: 22,
+  defect: 16, received: 17, messageIdDomain: 18, longWord: 19, toCount: 20, shape: 21, align: 22, rule: 23,
 } as const;
 
 /**
@@ -159,7 +159,13 @@ export interface Features {
   content: number;
 }
 
-export function features(c: Content, opts: TokenOptions = defaultTokenOptions): Features {
+/**
+ * `rules` are the names of the content rules that fired (contentSymbols): each is a token of the
+ * content group, so the model learns how much a rule says instead of it adding fixed points. Measured
+ * over seven fold splits at one calibration: 888 spam missed instead of 981 with the rules' fixed
+ * points, 956 with both (bench/README.md, Session 3).
+ */
+export function features(c: Content, opts: TokenOptions = defaultTokenOptions, rules: readonly string[] = []): Features {
   const sink = new Sink();
   // Always present: the model's bias term.
   sink.add(P.shape, '*');
@@ -184,6 +190,7 @@ export function features(c: Content, opts: TokenOptions = defaultTokenOptions): 
   // Decoded once: both the alignment and the header tokens start from it.
   const from = opts.headers ? headerText(header(c.parsed.headers, 'from') ?? '') : '';
   if (opts.headers && opts.alignment) alignmentFeatures(c, addrDomain(from), bases, sink);
+  for (const r of rules) sink.add(P.rule, r);
   const content = sink.list.length;
   if (opts.headers) headerFeatures(c, from, sink, opts);
   return { hashes: Uint32Array.from(sink.list), content };

@@ -47,6 +47,16 @@ describe('classifyMessage', () => {
     expect(classifyMessage(fixture('classify-spam-html.eml'), emptyModel()).symbols).toEqual(r.symbols);
   });
 
+  it('with a trained model, shows the content rules that fired at 0 points: their weight is in the model', () => {
+    const raw = fixture('classify-spam-html.eml');
+    const fixed = classifyMessage(raw, null).symbols;
+    expect(fixed.find((s) => s.name === 'HTML_LINK_MISMATCH')!.score).toBeGreaterThan(0);
+    const learned = classifyMessage(raw, fixtureModel()).symbols;
+    const rules = learned.filter((s) => !s.name.startsWith('BAYES_'));
+    expect(rules.map((s) => s.name)).toEqual(fixed.map((s) => s.name));
+    for (const s of rules) expect(s.score).toBe(0);
+  });
+
   it('with a model trained on the fixtures, says BAYES_SPAM to spam and BAYES_HAM to ham, across a save and load', () => {
     const m = loadModel(serializeModel(fixtureModel()));
     const spam = classifyMessage(bytes('From: Offers <win@promo-deals.example>\r\nSubject: claim your free prize now\r\n\r\nClick here to claim your free money, limited offer, act now!\r\n'), m);

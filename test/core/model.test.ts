@@ -34,6 +34,31 @@ describe('model', () => {
     expect(spamProbability(m, x)).toBeGreaterThan(before);
   });
 
+  it('averages replicas trained in different orders, and trains one message once', () => {
+    const batch = [];
+    for (let i = 0; i < 20; i++) {
+      batch.push({ features: f(1, 100 + (i % 3), 7), label: 'spam' as const });
+      batch.push({ features: f(1, 200 + (i % 3), 9), label: 'ham' as const });
+    }
+    const one = (seed: number) => {
+      const m = emptyModel(12);
+      trainBatch(m, batch, 5, seed, 1);
+      return m.weights;
+    };
+    const a = one(1729);
+    const b = one(2729);
+    const both = emptyModel(12);
+    trainBatch(both, batch, 5, 1729, 2);
+    expect([...a]).not.toEqual([...b]);
+    both.weights.forEach((w, i) => expect(w).toBeCloseTo(((a[i] as number) + (b[i] as number)) / 2, 5));
+    expect([both.spamDocs, both.hamDocs]).toEqual([20, 20]);
+    const single = emptyModel(12);
+    const plain = emptyModel(12);
+    trainBatch(single, [batch[0]!], 1);
+    trainBatch(plain, [batch[0]!], 1, 1729, 1);
+    expect([...single.weights]).toEqual([...plain.weights]);
+  });
+
   it('round-trips through the binary format, storing only non-zero weights', () => {
     const m = trained();
     const bytes = serializeModel(m);
@@ -60,10 +85,13 @@ describe('model', () => {
     const v2 = bytes.slice();
     new DataView(v2.buffer).setUint32(8, MODEL_VERSION + 1, true);
     expect(code(v2)).toMatch(new RegExp(`^EMODEL: .*version ${MODEL_VERSION + 1} is not supported`));
-    // Older files too: version-1 weights were scaled differently and would score wrongly.
-    const v1 = bytes.slice();
-    new DataView(v1.buffer).setUint32(8, 1, true);
-    expect(code(v1)).toMatch(/^EMODEL: .*version 1 is not supported/);
+    // Older files too: version-1 weights were scaled differently and version-2 models hold no weight
+    // for the content rules; both would score wrongly, so the error says to train a new one.
+    for (const old of [1, 2]) {
+      const v = bytes.slice();
+      new DataView(v.buffer).setUint32(8, old, true);
+      expect(code(v)).toMatch(new RegExp(`^EMODEL: .*version ${old} is not supported.*learn --new`));
+    }
     expect(code(bytes.subarray(0, bytes.length - 3))).toMatch(/^EMODEL: .*truncated/);
     const extra = new Uint8Array(bytes.length + 1);
     extra.set(bytes);

@@ -30,6 +30,17 @@ describe('features', () => {
     expect(all.hashes.length).toBeGreaterThan(all.content);
   });
 
+  it('count the content rules that fired as content tokens, by name', () => {
+    const c = analyse(parseMessage(fixture('classify-mime.eml')));
+    const plain = features(c);
+    const ruled = features(c, defaultTokenOptions, ['HTML_HIDDEN_TEXT', 'URL_SHORTENER']);
+    expect(ruled.content).toBe(plain.content + 2);
+    expect(ruled.hashes.length).toBe(plain.hashes.length + 2);
+    const token = (rule: string) => features(c, defaultTokenOptions, [rule]).hashes[plain.content];
+    expect(token('URL_SHORTENER')).not.toBe(token('HTML_HIDDEN_TEXT'));
+    expect(plain.hashes).not.toContain(token('URL_SHORTENER'));
+  });
+
   describe('alignment of the From domain', () => {
     /** The alignment tokens alone: the content group with them minus the content group without. */
     const alignment = (raw: string) => {
