@@ -52,13 +52,13 @@ export function ruleSymbols(symbols: SymbolHit[], m: Model | null): SymbolHit[] 
 }
 
 /**
- * Points from the model's probability, continuous in its log-odds: 1.09 points per unit, so p = 0.990
- * gives 5 points (tags alone) and p = 0.025 gives -4 (the cap). Capped: one symbol must not outweigh
+ * Points from the model's probability, continuous in its log-odds: 0.88 points per unit, so p = 0.9966
+ * gives 5 points (tags alone) and p = 0.0105 gives -4 (the cap). Capped: one symbol must not outweigh
  * everything (Rspamd caps BAYES_SPAM too). The slope is the steepest that keeps the 5-point line at a
  * ham false-positive rate of 0.1% on average over seven cross-validation fold splits
  * (bench/classify/splits.mjs, bench/README.md): one split alone moves the line by tens of spam.
  */
-export const BAYES_POINTS_PER_LOGIT = 1.09;
+export const BAYES_POINTS_PER_LOGIT = 0.88;
 const SPAM_CAP = 8;
 const HAM_CAP = -4;
 

@@ -28,10 +28,10 @@ describe('bayesSymbol', () => {
   it('gives points graded by the probability, capped both ways, nothing near 0.5', () => {
     expect(bayesSymbol(0.5)).toBeNull();
     expect(bayesSymbol(0.55)).toBeNull();
-    const s99 = bayesSymbol(0.99)!;
-    expect(s99.name).toBe('BAYES_SPAM');
-    expect(s99.score).toBeGreaterThanOrEqual(5);
-    expect(bayesSymbol(0.9)!.score).toBeLessThan(5);
+    const s997 = bayesSymbol(0.997)!;
+    expect(s997.name).toBe('BAYES_SPAM');
+    expect(s997.score).toBeGreaterThanOrEqual(5);
+    expect(bayesSymbol(0.99)!.score).toBeLessThan(5);
     expect(bayesSymbol(1)!.score).toBe(8);
     expect(bayesSymbol(0.2)).toMatchObject({ name: 'BAYES_HAM' });
     expect(bayesSymbol(0)!.score).toBe(-4);

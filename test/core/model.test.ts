@@ -42,20 +42,20 @@ describe('model', () => {
     }
     const one = (seed: number) => {
       const m = emptyModel(12);
-      trainBatch(m, batch, 5, seed, 1);
+      trainBatch(m, batch, 5, seed, { replicas: 1 });
       return m.weights;
     };
     const a = one(1729);
     const b = one(2729);
     const both = emptyModel(12);
-    trainBatch(both, batch, 5, 1729, 2);
+    trainBatch(both, batch, 5, 1729, { replicas: 2 });
     expect([...a]).not.toEqual([...b]);
     both.weights.forEach((w, i) => expect(w).toBeCloseTo(((a[i] as number) + (b[i] as number)) / 2, 5));
     expect([both.spamDocs, both.hamDocs]).toEqual([20, 20]);
     const single = emptyModel(12);
     const plain = emptyModel(12);
     trainBatch(single, [batch[0]!], 1);
-    trainBatch(plain, [batch[0]!], 1, 1729, 1);
+    trainBatch(plain, [batch[0]!], 1, 1729, { replicas: 1 });
     expect([...single.weights]).toEqual([...plain.weights]);
   });
 
