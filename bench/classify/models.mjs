@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { auc, stratifiedFolds } from '../../dist/cli/eval.js';
-import { analyse } from '../../dist/core/content.js';
+import { analyse, contentSymbols } from '../../dist/core/content.js';
 import { emptyModel, spamProbability, TRAIN_EPOCHS, trainBatch } from '../../dist/core/model.js';
 import { parseMessage } from '../../dist/core/parse.js';
 import { defaultTokenOptions, features } from '../../dist/core/tokens.js';
@@ -18,7 +18,11 @@ const SEED = 1729;
 
 const items = corpusFiles()
   .filter((f) => f.size > 0)
-  .map(({ source, label, path }) => ({ source, label, content: analyse(parseMessage(new Uint8Array(readFileSync(path)))) }));
+  .map(({ source, label, path }) => {
+    const content = analyse(parseMessage(new Uint8Array(readFileSync(path))));
+    // The content rules that fired are features too, as prepare() gives them (model format 3).
+    return { source, label, content, rules: contentSymbols(content).map((s) => s.name) };
+  });
 const labels = items.map((it) => it.label);
 const folds = stratifiedFolds(labels, K, SEED);
 console.log(`node ${process.version}, ${os.cpus()[0]?.model ?? '?'} x${os.cpus().length}; ${items.length} messages, ${K}-fold, seed ${SEED}`);
@@ -66,13 +70,13 @@ function probNB(m, x) {
 }
 
 /** Out-of-fold probabilities for one feature set, by each model. */
-function crossValidate(xs) {
+function crossValidate(xs, training = {}) {
   const out = { nb: new Float64Array(xs.length), lr: new Float64Array(xs.length) };
   for (let k = 0; k < K; k++) {
     const batch = [];
     xs.forEach((x, i) => folds[i] !== k && batch.push({ features: x, label: labels[i] }));
     const lr = emptyModel();
-    trainBatch(lr, batch, TRAIN_EPOCHS, SEED + k);
+    trainBatch(lr, batch, TRAIN_EPOCHS, SEED + k, training);
     const nb = trainNB(batch);
     xs.forEach((x, i) => {
       if (folds[i] !== k) return;
@@ -114,11 +118,12 @@ const show = (name, p, xs) => {
   rows.push([name, (f.recall * 100).toFixed(2) + '%', f.auc.toFixed(5), xs ? (shippedOnPot(xs, f.thr) * 100).toFixed(1) + '%' : '']);
 };
 
-const base = items.map((it) => features(it.content, defaultTokenOptions));
+const base = items.map((it) => features(it.content, defaultTokenOptions, it.rules));
 const cv = crossValidate(base);
 show('naive Bayes (chi-square)', cv.nb);
 show('logistic regression (shipped)', cv.lr, base);
 show('average of both', cv.lr.map((v, i) => (v + cv.nb[i]) / 2));
+show('LR trained as in session 2 (one replica, no dropout, no ham cost)', crossValidate(base, { replicas: 1, dropout: 0, hamCost: 1 }).lr);
 // One feature group: content and header hashes scaled together by 1/sqrt(all), as model version 1 did.
 const oneGroup = base.map((x) => ({ hashes: x.hashes, content: x.hashes.length }));
 show('LR, one feature group (v1)', crossValidate(oneGroup).lr, oneGroup);
@@ -129,7 +134,7 @@ for (const [name, opts] of [
   ['LR without header shapes', { ...defaultTokenOptions, shapes: false }],
   ['LR without From-domain alignment', { ...defaultTokenOptions, alignment: false }],
 ]) {
-  const xs = items.map((it) => features(it.content, opts));
+  const xs = items.map((it) => features(it.content, opts, it.rules));
   show(name, crossValidate(xs).lr, xs);
 }
 const w0 = Math.max(...rows.map((r) => r[0].length));
