@@ -34,9 +34,13 @@ describe.skipIf(unavailable !== null)(`Postfix after-queue content filter${unava
     pf?.clean();
   });
 
+  // The subject markers of the fixture rules decide these verdicts. The shipped model still classifies every
+  // message (the pool is in the path), but its points are pinned to 0: what it thinks of a one-line test
+  // message moves with every retrained model (BAYES_HAM reached -4 for one of them), and a marker's margin
+  // over a threshold is not what these tests check.
   const config = (name: string, yaml: string) => {
     const file = path.join(dir, `${name}.yaml`);
-    writeFileSync(file, yaml);
+    writeFileSync(file, `scores:\n  BAYES_HAM: 0\n  BAYES_SPAM: 0\n${yaml}`);
     return file;
   };
   const byId = (mailbox: string, id: string) => readMail(pf.mail(mailbox)).find((m) => m.messageId === id);
@@ -78,6 +82,8 @@ describe.skipIf(unavailable !== null)(`Postfix after-queue content filter${unava
   }, 90_000);
 
   it('defers mail while the filter is down and delivers it once the filter is back', async () => {
+    // A test that failed before its own stop() would leave its filter listening, and Postfix would deliver.
+    await filter?.stop();
     filter = undefined;
     await sendAll(SMTP, [message({ id: 'late-1@example.org', subject: 'Sent while the filter was down', to: 'dave@test.local' })]);
     await waitFor('Postfix to log the refused connection', () => /connect to 127\.0\.0\.1\[127\.0\.0\.1\]:12503: Connection refused/.test(pf.log()), 20_000);
