@@ -216,9 +216,19 @@ export async function serveCommand(argv: string[]): Promise<number> {
   // Applies pending migrations in the writer thread; a store that cannot be written yet holds verdicts
   // and retries, so mail is still filtered.
   const store = await openStore({ file: config.dbFile, ...config.log, log });
-  // The auth stage reads the pipeline's caches (so /metrics sees its hits) once messages flow.
-  const runtime = await createRuntime(config, { classify: true, log: true, caches: () => pipeline.env.caches });
-  const pipeline = createPipeline(config, { watchRules: true, classifier: runtime.classifier, auth: runtime.auth, log });
+  let runtime: Runtime | undefined;
+  let pipeline: Pipeline;
+  try {
+    // The auth stage reads the pipeline's caches (so /metrics sees its hits) once messages flow.
+    runtime = await createRuntime(config, { classify: true, log: true, caches: () => pipeline.env.caches });
+    pipeline = createPipeline(config, { watchRules: true, classifier: runtime.classifier, auth: runtime.auth, log });
+  } catch (e) {
+    // A bad model or rule file ends the start with its code (EMODEL, ERULES: exit 78), but the verdict
+    // log's writer thread would keep the process alive, answering nothing: close what is open first.
+    await runtime?.close();
+    await store.close();
+    throw e;
+  }
   pipeline.onVerdict((verdict) => store.record(verdict));
   const series = new Series();
   series.bind({

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -37,5 +37,25 @@ describe('atlas-email serve', () => {
     } finally {
       taken.close();
     }
+  }, 90_000);
+
+  // Both failures come after the verdict log has opened (its writer thread keeps a process alive): the
+  // process must still end with the code, not linger answering nothing. A lingering one is cut by the
+  // timer in run() and reports no status.
+  it('exits 78 with EMODEL when the model file is not a model', async () => {
+    const model = path.join(dir, 'bad.model');
+    writeFileSync(model, 'ATLSMODL\u0002junk');
+    const r = await run(['serve', '--http', '127.0.0.1:0', '--db', path.join(dir, 'model.db'), '--model', model]);
+    expect(r.status).toBe(78);
+    expect(r.stderr).toContain('atlas-email: EMODEL: ');
+  }, 90_000);
+
+  it('exits 78 with ERULES when a rule file is invalid', async () => {
+    const rules = path.join(dir, 'bad-rules');
+    mkdirSync(rules, { recursive: true });
+    writeFileSync(path.join(rules, 'x.yaml'), 'rules:\n  - symbol: lower\n    score: 1\n    match:\n      subject: x\n');
+    const r = await run(['serve', '--http', '127.0.0.1:0', '--db', path.join(dir, 'rules.db'), '--rules', rules]);
+    expect(r.status).toBe(78);
+    expect(r.stderr).toContain('atlas-email: ERULES: ');
   }, 90_000);
 });
