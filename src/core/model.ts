@@ -46,8 +46,12 @@ export function margin(model: Model, f: Features): number {
   return (f.content ? zc / Math.sqrt(f.content) : 0) + (nh ? zh / Math.sqrt(nh) : 0);
 }
 
+function sigmoid(z: number): number {
+  return 1 / (1 + Math.exp(-z));
+}
+
 export function spamProbability(model: Model, f: Features): number {
-  return 1 / (1 + Math.exp(-margin(model, f)));
+  return sigmoid(margin(model, f));
 }
 
 /** Step size of one online update; measured on the corpus (bench/README.md). */
@@ -73,7 +77,7 @@ export function update(model: Model, f: Features, label: 'spam' | 'ham', rate = 
   if (h.length === 0) return;
   const y = label === 'spam' ? 1 : 0;
   const z = margin(model, f);
-  const g = rate * (y - 1 / (1 + Math.exp(-z))) * (y === 0 && z > HAM_COST_FROM ? hamCost : 1);
+  const g = rate * (y - sigmoid(z)) * (y === 0 && z > HAM_COST_FROM ? hamCost : 1);
   const gc = f.content ? g / Math.sqrt(f.content) : 0;
   const nh = h.length - f.content;
   const gh = nh ? g / Math.sqrt(nh) : 0;
