@@ -2,6 +2,7 @@
 // Postfix hands over a queued message; we scan it, tag it, and re-inject it to the next hop (Postfix's
 // 10026 listener). The promise: 250 only after the next hop said 250 (or the quarantine has it on
 // disk); 550 on reject; 451 on anything else, so Postfix keeps the message and retries.
+import type { Socket } from 'node:net';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import type { Config } from '../core/config.ts';
 import { FilterError, toFilterError } from '../core/errors.ts';
@@ -169,6 +170,13 @@ export async function startSmtpDoor(options: SmtpDoorOptions): Promise<SmtpDoor>
       if (!inAnyCidr(trusted, session.remoteAddress.replace(/^::ffff:/, ''))) session.disabledCommands = [...DISABLED, 'XFORWARD'];
       cb();
     },
+    // smtp-server's default MAIL and RCPT handlers answer on a later event-loop turn (setImmediate),
+    // so a pipelined MAIL, RCPT, DATA got three turns and three socket writes. Answering at once lets
+    // its parser run the whole batch in one turn, and the cork below sends the three replies in one
+    // write (strace: 6.6 → 4.4 write/writev calls per message in bench/smtp). We accept every sender
+    // and recipient: Postfix checked them before queueing.
+    onMailFrom: (_address, _session, cb) => cb(),
+    onRcptTo: (_address, _session, cb) => cb(),
     size: maxBytes,
     maxClients: config.smtp.maxClients,
     socketTimeout: config.smtp.socketTimeoutMs,
@@ -176,6 +184,15 @@ export async function startSmtpDoor(options: SmtpDoorOptions): Promise<SmtpDoor>
     onData,
   });
   server.on('error', (e: Error) => log(`smtp: server error: ${e.message}`));
+  // Replies written while one chunk of commands is parsed leave together: prepended, so it runs
+  // before the socket's pipe to smtp-server's parser; uncorked once that turn's work is done.
+  server.server.on('connection', (socket: Socket) => {
+    socket.prependListener('data', () => {
+      if (socket.writableCorked) return;
+      socket.cork();
+      process.nextTick(() => socket.uncork());
+    });
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.server.once('error', reject);

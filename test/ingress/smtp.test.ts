@@ -229,6 +229,33 @@ describe('SMTP door: overload and limits', () => {
   });
 });
 
+describe('SMTP door: pipelining', () => {
+  it('answers a pipelined MAIL, RCPT and DATA in one write, and still takes the message', async () => {
+    const { door, sink } = await setup();
+    const s = net.connect(door.port, '127.0.0.1');
+    cleanup.push(async () => void s.destroy());
+    s.setNoDelay(true);
+    const chunks: string[] = [];
+    s.on('data', (d) => chunks.push(d.toString('latin1')));
+    const waitFor = async (re: RegExp) => {
+      for (let i = 0; i < 300 && !re.test(chunks.join('')); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(chunks.join('')).toMatch(re);
+    };
+    await waitFor(/^220 /m);
+    s.write('EHLO client.test\r\n');
+    await waitFor(/PIPELINING[\s\S]*^250 /m);
+    chunks.length = 0;
+    s.write('MAIL FROM:<a@example.org>\r\nRCPT TO:<bob@test.local>\r\nDATA\r\n');
+    await waitFor(/^354 /m);
+    // One write by the door arrives as one read here on loopback; three writes would be three reads.
+    expect(chunks).toHaveLength(1);
+    expect(chunks[0]).toMatch(/^250 [^\r]*\r\n250 [^\r]*\r\n354 /);
+    s.write(Buffer.concat([ham, Buffer.from('\r\n.\r\n')]));
+    await waitFor(/^250 2\.0\.0 Ok: ham/m);
+    expect(sink.messages).toHaveLength(1);
+  });
+});
+
 describe('SMTP door: XFORWARD', () => {
   it('scans with the forwarded client and passes XFORWARD on to the next hop', async () => {
     const { door, sink, seen } = await setup();
