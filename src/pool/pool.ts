@@ -14,7 +14,7 @@
 // a late message is running (terminate that thread) or not started (the worker skips it).
 import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import Tinypool from 'tinypool';
 import { loadModel } from '../core/classify.ts';
 import { type ErrorCode, ErrorCodes, FilterError } from '../core/errors.ts';
@@ -109,12 +109,28 @@ interface Job {
 /** Sent to tinypool as the "error" of a worker we terminate because its task ran out of time. */
 class WorkerStopped extends Error {}
 
+/** A compiled module beside this file; under vitest (src/*.ts) the built one in dist/. */
+function builtFile(name: string): string {
+  const here = fileURLToPath(import.meta.url);
+  return here.endsWith('.ts') ? fileURLToPath(new URL(`../../dist/pool/${name}`, import.meta.url)) : fileURLToPath(new URL(`./${name}`, import.meta.url));
+}
+
 /** The compiled worker beside this file; under vitest (src/*.ts) the built one in dist/. */
 export function defaultWorkerFile(): string {
-  const here = fileURLToPath(import.meta.url);
-  const file = here.endsWith('.ts') ? fileURLToPath(new URL('../../dist/pool/worker.js', import.meta.url)) : fileURLToPath(new URL('./worker.js', import.meta.url));
+  const file = builtFile('worker.js');
   if (!existsSync(file)) throw new FilterError('EWORKER', `the classifier worker ${file} is missing: run "npm run build" first`);
   return file;
+}
+
+/**
+ * The workers' execArgv: load preload.ts first. Given execArgv, a worker no longer inherits the parent's
+ * node flags, and Node refuses many of them in a worker (--expose-gc, --perf-basic-prof), so the preload
+ * is added only when the process runs with none (`npm start`, the systemd unit); under flags (a profiler,
+ * a test runner, `node -e`) the workers inherit them as before and go without it.
+ */
+function workerExecArgv(): string[] | undefined {
+  const file = builtFile('preload.js');
+  return process.execArgv.length === 0 && existsSync(file) ? ['--import', pathToFileURL(file).href] : undefined;
 }
 
 function positiveInt(name: string, n: number): void {
@@ -178,6 +194,7 @@ export class ClassifierPool implements Classifier {
       maxQueue: Infinity,
       workerData,
       resourceLimits: { maxYoungGenerationSizeMb: limits.workerYoungGenerationMb },
+      execArgv: workerExecArgv(),
     });
     // Worker failures no task hears of (a worker dying idle, a reply from a worker already removed).
     // Without a listener they would throw on the emitter and end the process.

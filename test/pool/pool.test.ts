@@ -1,8 +1,10 @@
 // The classifier pool with real tinypool workers running the built worker (dist/pool/worker.js;
 // `npm test` builds first). Faults come from a test-only worker that wraps the real one.
-import { readdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { classifyMessage, emptyModel, loadModel, serializeModel, trainMessage } from '../../src/core/classify.ts';
 import { defaultConfig } from '../../src/core/config.ts';
@@ -249,6 +251,33 @@ describe('ClassifierPool', () => {
     const pool = startPool();
     await expect(pool.reloadModel(modelBytes.subarray(0, 40))).rejects.toMatchObject({ code: 'EMODEL' });
     expect(await pool.classify(request(spam))).toEqual(classifyMessage(spam, loadModel(modelBytes)));
+  });
+
+  it('gives its workers the preload that makes tinypool’s per-task memory reading cheap, and none under node flags', () => {
+    // A process of its own: whether the preload goes in depends on the node flags the process runs with.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'atlas-preload-'));
+    const script = path.join(dir, 'probe.mjs');
+    writeFileSync(
+      script,
+      `import { ClassifierPool } from ${JSON.stringify(pathToFileURL(path.join(root, 'dist/pool/pool.js')).href)};
+      const pool = new ClassifierPool({ workers: 1, queueLength: 10, taskTimeoutMs: 10000, modelBytes: null, workerFile: ${JSON.stringify(faultyWorker)} });
+      const raw = new TextEncoder().encode('X-Test-Fault: probe\\r\\nSubject: x\\r\\n\\r\\nhello\\r\\n');
+      const look = { sender: '', senderDomain: '', fromDomain: '', relayIp: '', subject: '', messageId: '' };
+      const err = await pool.classify({ raw, look, deadline: performance.now() + 10000 }).catch((e) => e);
+      const ham = await pool.classify({ raw: raw.subarray(21), look, deadline: performance.now() + 10000 });
+      console.log(JSON.stringify({ probe: err.message.split(' ')[0], heapUsed: Number(err.message.split(' ')[1]), classified: Array.isArray(ham.symbols) }));
+      await pool.close();`,
+    );
+    try {
+      const run = (flags: string[]) => JSON.parse(execFileSync(process.execPath, [...flags, script], { encoding: 'utf8', timeout: 30_000 }));
+      const plain = run([]);
+      expect(plain).toMatchObject({ probe: 'lazyMemoryUsage', classified: true });
+      expect(plain.heapUsed).toBeGreaterThan(1_000_000);
+      // Node refuses --expose-gc in a worker's execArgv: the workers inherit it and keep the full reading.
+      expect(run(['--expose-gc'])).toMatchObject({ probe: 'memoryUsage', classified: true });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('names a bad option', () => {
