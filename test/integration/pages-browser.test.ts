@@ -7,6 +7,7 @@ import path from 'node:path';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { root } from '../helpers/env.ts';
+import { reapOnExit } from '../helpers/reap.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const unavailable = existsSync(CHROMIUM) ? null : `${CHROMIUM} is missing (run .ci/system-deps as root: Debian package chromium)`;
@@ -30,6 +31,7 @@ describe.skipIf(unavailable !== null)(unavailable ? `pages in Chromium (skipped:
       env: { ...process.env, ATLAS_WORKER_COUNT: '1' },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
+    reapOnExit(server);
     server.stderr?.on('data', (d) => (log += d));
     for (let i = 0; !log.includes('http listening on'); i++) {
       if (server.exitCode !== null || i > 600) throw new Error(`serve did not start:\n${log}`);

@@ -6,6 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { root } from '../helpers/env.ts';
+import { reapOnExit } from '../helpers/reap.ts';
 
 const script = path.join(root, 'test/integration/postfix.sh');
 const cli = path.join(root, 'dist/cli/index.js');
@@ -94,13 +95,8 @@ export async function startFilter(o: { port: number; nextHop: number; dir: strin
   child.stdout?.on('data', (d) => (out += d));
   child.stderr?.on('data', (d) => (out += d));
   const exited = new Promise<string>((resolve) => child.once('exit', (code, sig) => resolve(sig ?? String(code))));
-  // A test that fails before its stop() would leave the filter listening after vitest exits (it did once, and
-  // the next run's Postfix delivered through it): the filter goes when this process goes.
-  const reap = () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  };
-  process.once('exit', reap);
-  child.once('exit', () => process.off('exit', reap));
+  // A test that failed before its stop() once left the filter listening, and the next run's Postfix delivered through it.
+  reapOnExit(child);
   const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     return exited;

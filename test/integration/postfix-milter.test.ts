@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { root } from '../helpers/env.ts';
+import { reapOnExit } from '../helpers/reap.ts';
 import { countMail, header, message, postfixUnavailable, readMail, sendAll, sleep, waitFor } from './postfix-harness.ts';
 
 const unavailable = postfixUnavailable();
@@ -42,6 +43,7 @@ async function startMilter(): Promise<void> {
     env: { ...process.env, ATLAS_WORKER_COUNT: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  reapOnExit(filter);
   filter.stderr?.on('data', (d) => (output += d));
   await waitFor(`the milter on ${MILTER}\n${output}`, () => output.includes('milter listening on'), 60_000, 100);
 }
