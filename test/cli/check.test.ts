@@ -23,6 +23,14 @@ describe('atlas-email check', () => {
     expect(spam.symbols[0]).toMatchObject({ name: 'SCAM_SEXTORTION', score: 15 });
   });
 
+  it('runs as the package bin, as `npx atlas-email` starts it (the built file is executable)', () => {
+    // tsc writes files without the execute bit; the README's first screen runs `npx atlas-email check`.
+    const r = spawnSync(cli, ['check', '--no-classify', fx('rules/SCAM_SEXTORTION.eml')], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+    expect(r.error).toBeUndefined();
+    expect(r.status).toBe(1);
+    expect(lines(r.stdout)[0]).toMatchObject({ action: 'reject', score: 15 });
+  });
+
   it('exits 0 for ham only, reads stdin with -', () => {
     const r = run(['check', '--no-classify', '-'], 'From: a@b.example\nDate: Mon, 1 Jan 2024 00:00:00 +0000\nMessage-ID: <x@b.example>\nSubject: hi\n\nhello\n');
     expect(r.status).toBe(0);
