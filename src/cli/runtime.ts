@@ -43,9 +43,9 @@ function startPool(config: Config, options: RuntimeOptions): ClassifierPool | un
     warn(`classifier: off, no model file at ${config.modelFile} (train one with "atlas-email learn")`);
     return undefined;
   }
-  const { workers, queueLength, taskTimeoutMs } = config.pool;
+  const { workers, queueLength, taskTimeoutMs, workerNice } = config.pool;
   // A bad model file throws EMODEL here, at start, rather than failing every message later.
-  const pool = new ClassifierPool({ workers, queueLength, taskTimeoutMs, modelBytes: new Uint8Array(readFileSync(config.modelFile)) });
+  const pool = new ClassifierPool({ workers, queueLength, taskTimeoutMs, workerNice, modelBytes: new Uint8Array(readFileSync(config.modelFile)) });
   say(`classifier: ${workers} worker${workers === 1 ? '' : 's'}, model ${config.modelFile}`);
   return pool;
 }

@@ -27,7 +27,8 @@ export interface Config {
     geo: CacheLevelConfig;
     auth: CacheLevelConfig;
   };
-  pool: { workers: number; queueLength: number; taskTimeoutMs: number };
+  /** workerNice: nice steps below the main thread for classifier workers, 0–19 (Linux; limits.workerNice). */
+  pool: { workers: number; queueLength: number; taskTimeoutMs: number; workerNice: number };
   log: {
     batchSize: number;
     flushMs: number;
@@ -97,7 +98,7 @@ export function defaultConfig(cores = 2): Config {
       geo: { max: 10_000, ttlMs: 7 * 24 * HOUR },
       auth: { max: 5_000, ttlMs: 1 * HOUR },
     },
-    pool: { workers: Math.max(1, cores), queueLength: limits.poolQueueLength, taskTimeoutMs: limits.classifyTimeoutMs },
+    pool: { workers: Math.max(1, cores), queueLength: limits.poolQueueLength, taskTimeoutMs: limits.classifyTimeoutMs, workerNice: limits.workerNice },
     log: { batchSize: limits.logBatchSize, flushMs: limits.logFlushMs, queueLength: limits.logQueueLength, retainDays: null },
     memoryLimitMb: 512,
     rulesDir: 'rules',
@@ -219,6 +220,7 @@ function validate(c: Config): Config {
   positiveInt('pool.workers', c.pool.workers);
   positiveInt('pool.queueLength', c.pool.queueLength);
   positiveInt('pool.taskTimeoutMs', c.pool.taskTimeoutMs);
+  if (!Number.isInteger(c.pool.workerNice) || c.pool.workerNice < 0 || c.pool.workerNice > 19) fail('pool.workerNice', 'must be a whole number from 0 to 19');
   positiveInt('log.batchSize', c.log.batchSize);
   positiveInt('log.flushMs', c.log.flushMs);
   positiveInt('log.queueLength', c.log.queueLength);

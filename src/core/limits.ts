@@ -32,6 +32,14 @@ export const limits = {
    * throughput of large apps), and two workers hold ~45 MB less under load (bench/pool, bench/http RSS).
    */
   workerYoungGenerationMb: 8,
+  /**
+   * How much lower the classifier workers run than the main thread (Linux nice steps, 0 = same). The
+   * main thread is the one serial stage (every socket, every hand-off); a worker woken with a task would
+   * otherwise preempt it on a shared core, and the door's replies, the next reads and the next hand-offs
+   * wait while cores sit idle later. Workers still get every core the main thread leaves
+   * (bench/README.md, smtp, session 5: ~5% more messages a second at the same CPU per message).
+   */
+  workerNice: 10,
   /** Tasks waiting for a worker before back-pressure answers tempfail. */
   poolQueueLength: 1_000,
   /** Verdicts waiting to be written before the log drops and counts them. */

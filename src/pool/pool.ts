@@ -31,6 +31,8 @@ export interface ClassifierPoolOptions {
   queueLength: number;
   /** Longest a message may take, queue wait included; a request's own deadline may cut it shorter. */
   taskTimeoutMs: number;
+  /** Nice steps below the main thread the workers run at (Linux only; default limits.workerNice, 0 = same). */
+  workerNice?: number;
   /** The model file's bytes; null classifies with content rules only. */
   modelBytes: Uint8Array | null;
   /** The clock ClassifyRequest.deadline is read on (the pipeline uses performance.now). */
@@ -149,6 +151,7 @@ export class ClassifierPool implements Classifier {
   private readonly taskTimeoutMs: number;
   private readonly now: () => number;
   private readonly workerFile: string;
+  private readonly workerNice: number;
   private readonly log: (msg: string) => void;
   private current: Generation;
   private readonly draining = new Set<Generation>();
@@ -177,13 +180,17 @@ export class ClassifierPool implements Classifier {
     this.taskTimeoutMs = options.taskTimeoutMs;
     this.now = options.now ?? (() => performance.now());
     this.workerFile = options.workerFile ?? defaultWorkerFile();
+    this.workerNice = options.workerNice ?? limits.workerNice;
+    if (!Number.isInteger(this.workerNice) || this.workerNice < 0 || this.workerNice > 19) {
+      throw new RangeError(`ClassifierPool option "workerNice" must be a whole number from 0 to 19, got ${this.workerNice}`);
+    }
     this.log = options.log ?? ((m) => process.stderr.write(m + '\n'));
     this.current = this.spawn(payloadFor(options.modelBytes));
   }
 
   private spawn(model: ModelPayload): Generation {
     const board = createBoard(this.workers);
-    const workerData: WorkerData = { model, board };
+    const workerData: WorkerData = { model, board, nice: this.workerNice };
     const pool = new Tinypool({
       filename: this.workerFile,
       // A fixed size: a terminated worker is replaced at once, and no start-up cost lands on a message.

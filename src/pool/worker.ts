@@ -2,6 +2,7 @@
 // workerData), then classifies the messages it is handed, a batch per task, one at a time, posting
 // each on the board as it starts; matches the body rules when asked; and hands the message buffers
 // back with the answers. Runs compiled from dist/pool/worker.js.
+import { getPriority, setPriority } from 'node:os';
 import { threadId } from 'node:worker_threads';
 import Tinypool, { kTransferable, kValue, type Transferable } from 'tinypool';
 import { classifyMessage, loadModel, type Model } from '../core/classify.ts';
@@ -14,6 +15,8 @@ import type { ModelPayload } from './shared-model.ts';
 export interface WorkerData {
   model: ModelPayload;
   board: Board;
+  /** Nice steps below the thread that started this one (pool option workerNice). */
+  nice: number;
 }
 
 export interface WorkerItem {
@@ -59,6 +62,22 @@ const model = modelFrom(data.model);
 const { board } = data;
 const workerId = process.__tinypool_state__.workerId;
 announceThread(board, workerId, threadId);
+lowerPriority(data.nice);
+
+/**
+ * Runs this thread `steps` nice steps below the one that started it, so that a worker woken with a task
+ * does not preempt the main thread's I/O (limits.workerNice says why). Only on Linux, where a thread has
+ * its own nice value and priority 0 means the calling thread; elsewhere it would renice the whole process.
+ * Lowering needs no privilege; if it fails anyway, the worker just runs at the main thread's priority.
+ */
+function lowerPriority(steps: number): void {
+  if (process.platform !== 'linux' || !(steps > 0)) return;
+  try {
+    setPriority(0, Math.min(19, getPriority(0) + steps));
+  } catch {
+    // Same priority as the main thread: slower under load, never wrong.
+  }
+}
 
 /** Compiled body rules by BodyRules.id; a rule reload adds one, so only the newest few are kept. */
 const bodyMatchers = new Map<number, (raw: Uint8Array, offset: number) => BodyMatches>();

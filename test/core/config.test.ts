@@ -35,6 +35,8 @@ describe('config', () => {
     expect(() => resolveConfig({ thresholds: { requried: 5 } })).toThrow('config option "thresholds.requried" is not a known option');
     expect(() => resolveConfig({ pool: { workers: 'two' } })).toThrow('config option "pool.workers" must be a number, got string');
     expect(() => resolveConfig({ pool: { workers: 0 } })).toThrow('config option "pool.workers" must be a positive whole number, got 0');
+    expect(() => resolveConfig({ pool: { workerNice: 20 } })).toThrow('config option "pool.workerNice" must be a whole number from 0 to 19');
+    expect(resolveConfig({ pool: { workerNice: 0 } }).pool.workerNice).toBe(0);
     expect(() => resolveConfig({ thresholds: { reject: 3 } })).toThrow('config option "thresholds.reject" must be greater than thresholds.required (5)');
     expect(() => resolveConfig({ scores: { X: 'a' } })).toThrow('config option "scores.X" must be a number');
     expect(() => resolveConfig({ trustedRelays: [1] })).toThrow('config option "trustedRelays" must be a list of strings');

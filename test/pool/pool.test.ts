@@ -5,7 +5,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { classifyMessage, emptyModel, loadModel, serializeModel, trainMessage } from '../../src/core/classify.ts';
 import { defaultConfig } from '../../src/core/config.ts';
 import { FilterError } from '../../src/core/errors.ts';
@@ -281,10 +281,39 @@ describe('ClassifierPool', () => {
     }
   });
 
+  it.runIf(process.platform === 'linux')('runs its workers workerNice steps below the thread that started them, replacements too', async () => {
+    /** The nice value of each thread of this process (field 19 of /proc/self/task/TID/stat). */
+    const niceOfThreads = (): number[] =>
+      readdirSync('/proc/self/task').flatMap((tid) => {
+        try {
+          return [Number(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]?.split(' ')[16])];
+        } catch {
+          return []; // a thread that ended meanwhile
+        }
+      });
+    const base = os.getPriority(0);
+    const lowered = () => niceOfThreads().filter((n) => n === Math.min(19, base + 7)).length;
+    expect(lowered()).toBe(0);
+    const pool = startPool({ workers: 2, workerNice: 7, workerFile: faultyWorker });
+    await Promise.all([pool.classify(request(ham)), pool.classify(request(spam))]);
+    expect(lowered()).toBe(2);
+    expect(os.getPriority(0)).toBe(base);
+    // A crash replaces the worker; the new thread lowers itself as well.
+    await rejection(pool.classify(request(withFault('crash'))));
+    await vi.waitFor(() => expect(lowered()).toBe(2), { timeout: 10_000 });
+    await pool.close();
+    expect(lowered()).toBe(0);
+    // 0 leaves them at the starting thread's priority.
+    const same = startPool({ workers: 2, workerNice: 0, workerFile: faultyWorker });
+    await Promise.all([same.classify(request(ham)), same.classify(request(spam))]);
+    expect(niceOfThreads().every((n) => n === base)).toBe(true);
+  });
+
   it('names a bad option', () => {
     expect(() => startPool({ workers: 0 })).toThrow(new RangeError('ClassifierPool option "workers" must be a positive whole number, got 0'));
     expect(() => startPool({ queueLength: 1.5 })).toThrow(/"queueLength"/);
     expect(() => startPool({ taskTimeoutMs: -1 })).toThrow(/"taskTimeoutMs"/);
+    expect(() => startPool({ workerNice: 20 })).toThrow(/"workerNice" must be a whole number from 0 to 19/);
   });
 
   it('close() resolves, fails what was in flight, and rejects later calls with EWORKER', async () => {
