@@ -220,7 +220,7 @@ function validate(c: Config): Config {
   positiveInt('pool.workers', c.pool.workers);
   positiveInt('pool.queueLength', c.pool.queueLength);
   positiveInt('pool.taskTimeoutMs', c.pool.taskTimeoutMs);
-  if (!Number.isInteger(c.pool.workerNice) || c.pool.workerNice < 0 || c.pool.workerNice > 19) fail('pool.workerNice', 'must be a whole number from 0 to 19');
+  if (!Number.isInteger(c.pool.workerNice) || c.pool.workerNice < 0 || c.pool.workerNice > 19) fail('pool.workerNice', `must be a whole number from 0 to 19, got ${c.pool.workerNice}`);
   positiveInt('log.batchSize', c.log.batchSize);
   positiveInt('log.flushMs', c.log.flushMs);
   positiveInt('log.queueLength', c.log.queueLength);

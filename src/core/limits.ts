@@ -37,7 +37,8 @@ export const limits = {
    * main thread is the one serial stage (every socket, every hand-off); a worker woken with a task would
    * otherwise preempt it on a shared core, and the door's replies, the next reads and the next hand-offs
    * wait while cores sit idle later. Workers still get every core the main thread leaves
-   * (bench/README.md, smtp, session 5: ~5% more messages a second at the same CPU per message).
+   * (bench/README.md, smtp, session 5: the filter takes 4–6% more of the cores, 6–10% more messages a
+   * second at 32–64 connections; the price is ~13 ms more HTTP p99 at half load, where 0 is better).
    */
   workerNice: 10,
   /** Tasks waiting for a worker before back-pressure answers tempfail. */
